@@ -1,0 +1,283 @@
+"""A container: its state, its init, and the operations allowed on it.
+
+Every operation has the same shape: lock the state dir, derive the status
+from the system, check the operation is allowed in it, do it, save.
+"""
+import errno
+import os
+import select
+import shutil
+import signal as _signal
+import time
+
+from . import state as st
+from .errors import InvalidState, LibcontainerError, SetupError
+from .linux.namespaces import NAMESPACES
+
+# status -> operations allowed in it
+ALLOWED = {
+    st.CREATING: set(),
+    st.CREATED: {"exec", "run", "signal", "destroy", "pause"},
+    st.RUNNING: {"run", "signal", "destroy", "pause", "update"},
+    st.PAUSED: {"resume", "destroy", "signal", "update"},
+    st.STOPPED: {"start", "destroy"},
+}
+
+
+class Container:
+    def __init__(self, factory, id, config, state):
+        self.factory = factory
+        self.id = id
+        self.config = config
+        self.state = state
+        self.state_dir = os.path.join(factory.root, id)
+        self.init_process = None
+
+    # -- state ------------------------------------------------------------
+    @property
+    def pm(self):
+        return self.factory.plugin_manager
+
+    @property
+    def stash(self):
+        """Per-plugin state: ``container.stash.setdefault(name, {})``."""
+        return self.state.setdefault("stash", {})
+
+    @property
+    def init_pid(self):
+        return self.state.get("init_pid", 0)
+
+    def status(self):
+        return st.status(self.state, self.state_dir)
+
+    def save(self):
+        st.write(self.state_dir, self.state)
+
+    def _check(self, op):
+        status = self.status()
+        if op not in ALLOWED[status]:
+            if status == st.STOPPED:
+                raise InvalidState(f"container {self.id} is not running")
+            raise InvalidState(f"cannot {op} container {self.id}: it is {status}")
+        return status
+
+    # -- starting -----------------------------------------------------------
+    def start(self, process, hold=False):
+        """Start `process` as the container's init. With ``hold=True`` the
+        init stops just before exec and waits for :meth:`exec` (the two-phase
+        create/start of OCI runtimes)."""
+        from .spawn import spawn
+
+        with st.Lock(self.state_dir):
+            self._check("start")
+            if self.init_pid:
+                raise InvalidState(f"container {self.id} has already run")
+            process.init = True
+            self.state["creator"] = [os.getpid(), st.proc_stat(os.getpid())[1]]
+            self.save()
+            hold_fd = None
+            try:
+                self.pm.hook.libcontainer_pre_clone(container=self, process=process)
+                self.save()
+                if hold:
+                    fifo = os.path.join(self.state_dir, st.FIFO)
+                    os.mkfifo(fifo, 0o622)
+                    hold_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+                pid = spawn(self, process, self.pm, hold_fd=hold_fd,
+                            on_fork=self._record_init)
+            except BaseException:
+                errors = self._teardown()
+                self.state.update(init_pid=0, creator=None)
+                self._remove_fifo()
+                self.save()
+                if errors:
+                    raise SetupError(f"{errors[0][0]}: {errors[0][1]}")
+                raise
+            finally:
+                if hold_fd is not None:
+                    os.close(hold_fd)
+            self.state["creator"] = None
+            self.save()
+        self.init_process = process
+        if not hold:
+            self.pm.hook.libcontainer_post_start(container=self, process=process, pid=pid)
+        return pid
+
+    def _record_init(self, pid):
+        self.state.update(init_pid=pid, init_start_time=st.proc_stat(pid)[1],
+                          created=self.state.get("created") or _now())
+        self.state["namespaces"] = {
+            ns.type: ns.path or f"/proc/{pid}/ns/{NAMESPACES[ns.type][1]}"
+            for ns in self.config.namespaces}
+        self.save()
+
+    def exec(self):
+        """Let a held init (``start(process, hold=True)``) exec its program."""
+        with st.Lock(self.state_dir):
+            self._check("exec")
+            fifo = os.path.join(self.state_dir, st.FIFO)
+            if not os.path.exists(fifo):
+                raise InvalidState(f"container {self.id} has already been started")
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            try:
+                poller = select.poll()
+                poller.register(fd, select.POLLIN)
+                while not poller.poll(100):
+                    if not st.alive(self.init_pid, self.state.get("init_start_time")):
+                        raise LibcontainerError(f"container {self.id} init exited before start")
+                os.read(fd, 1)
+            finally:
+                os.close(fd)
+            self._remove_fifo()
+        self.pm.hook.libcontainer_post_start(container=self, process=self.init_process,
+                                             pid=self.init_pid)
+
+    def run(self, process):
+        """Start a further process in the running container: it joins the
+        init's namespaces and cgroup. Returns its pid; ``process.wait()``."""
+        from .spawn import spawn
+
+        with st.Lock(self.state_dir):
+            self._check("run")
+            process.init = False
+            pid = spawn(self, process, self.pm)
+        self.pm.hook.libcontainer_post_start(container=self, process=process, pid=pid)
+        return pid
+
+    # -- operating -------------------------------------------------------
+    def signal(self, sig=_signal.SIGTERM, all=False):
+        self._check("signal")
+        pids = self.processes() if all else [self.init_pid]
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def processes(self):
+        """Host pids of every process in the container."""
+        if self.status() == st.STOPPED:
+            return []
+        pids = set()
+        for result in self.pm.hook.libcontainer_processes(container=self):
+            pids.update(result or ())
+        if not pids:
+            pids = set(_pids_in_pidns(self.init_pid) if self.config.has_namespace("NEWPID")
+                       else [self.init_pid])
+        return sorted(pids)
+
+    def stats(self):
+        stats = {}
+        self.pm.hook.libcontainer_stats(container=self, stats=stats)
+        return stats
+
+    def pause(self):
+        with st.Lock(self.state_dir):
+            self._check("pause")
+            self._need_impl("libcontainer_freeze", "pause")
+            self.pm.hook.libcontainer_freeze(container=self)
+
+    def resume(self):
+        with st.Lock(self.state_dir):
+            self._check("resume")
+            self._need_impl("libcontainer_thaw", "resume")
+            self.pm.hook.libcontainer_thaw(container=self)
+
+    def set(self, resources):
+        """Update the resource limits of the running container."""
+        with st.Lock(self.state_dir):
+            self._check("update")
+            self._need_impl("libcontainer_update", "update")
+            self.pm.hook.libcontainer_update(container=self, resources=resources)
+            if self.config.cgroups is not None:
+                self.config.cgroups.resources = resources
+                self.state["config"] = self.config.to_dict()
+                self.save()
+
+    def _need_impl(self, hookname, op):
+        if not getattr(self.pm.hook, hookname).get_hookimpls():
+            raise LibcontainerError(f"cannot {op} container {self.id}: "
+                                    f"no enabled plugin provides a freezer")
+
+    # -- the end ------------------------------------------------------------
+    def destroy(self):
+        """Kill every process, remove what the plugins made and the state
+        dir. Idempotent; works whatever state the container is in."""
+        if not os.path.isdir(self.state_dir):
+            return
+        with st.Lock(self.state_dir):
+            status = self.status()
+            if status == st.PAUSED:
+                self.pm.call_each("libcontainer_thaw", container=self)
+            if status != st.STOPPED:
+                for pid in set(self.processes()) | {self.init_pid}:
+                    try:
+                        os.kill(pid, _signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                self._wait_init_gone()
+            elif self.init_pid:
+                self._reap_init()
+            errors = self._teardown()
+            self._remove_fifo()
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+        if errors:
+            raise LibcontainerError("destroy: " + "; ".join(f"{n}: {e}" for n, e in errors))
+
+    def _teardown(self):
+        return self.pm.call_each("libcontainer_teardown", container=self)
+
+    def _reap_init(self):
+        try:
+            os.waitpid(self.init_pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+
+    def _wait_init_gone(self, timeout=10.0):
+        pid, start = self.init_pid, self.state.get("init_start_time")
+        try:
+            os.waitpid(pid, 0)
+            if self.init_process is not None and self.init_process.returncode is None:
+                self.init_process.returncode = 128 + _signal.SIGKILL
+            return
+        except ChildProcessError:
+            pass      # not our child: whoever adopted it reaps it
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return
+        try:
+            deadline = time.monotonic() + timeout
+            while st.alive(pid, start) and time.monotonic() < deadline:
+                select.select([pidfd], [], [], 0.1)
+        finally:
+            os.close(pidfd)
+
+    def _remove_fifo(self):
+        try:
+            os.unlink(os.path.join(self.state_dir, st.FIFO))
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise
+
+
+def _now():
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + \
+        f".{time.time_ns() % 1_000_000_000:09d}Z"
+
+
+def _pids_in_pidns(init_pid):
+    """Pids sharing the init's PID namespace (when no plugin tracks them)."""
+    try:
+        target = os.readlink(f"/proc/{init_pid}/ns/pid")
+    except OSError:
+        return []
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/ns/pid") == target:
+                    pids.append(int(entry))
+            except OSError:
+                pass
+    return pids

@@ -1,0 +1,70 @@
+"""The factory: creates containers under a state root and loads them back."""
+import os
+import re
+
+from . import state as st
+from .configs import Config
+from .container import Container
+from .errors import ConfigError, ContainerExists, ContainerNotExists, LibcontainerError
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
+
+
+def validate_id(id):
+    if not isinstance(id, str) or not _ID.match(id) or ".." in id:
+        raise LibcontainerError(f"invalid container id {id!r}: use 1-128 characters "
+                                f"from [A-Za-z0-9_.+-], not starting with a dot or dash")
+
+
+class Factory:
+    def __init__(self, root, disabled=(), plugin_manager=None):
+        self.root = os.path.abspath(root)
+        self.disabled = list(disabled)
+        self._pm = plugin_manager
+
+    @property
+    def plugin_manager(self):
+        """Loaded on first use: listing or signalling containers needs none."""
+        if self._pm is None:
+            from .plugin_manager import PluginManager
+            self._pm = PluginManager(disabled=self.disabled)
+        return self._pm
+
+    def validate(self, config):
+        self.plugin_manager.hook.libcontainer_validate_config(config=config)
+
+    def create(self, id, config):
+        validate_id(id)
+        if not isinstance(config, Config):
+            raise ConfigError("config must be a libcontainer.configs.Config")
+        self.validate(config)
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        state_dir = os.path.join(self.root, id)
+        try:
+            os.mkdir(state_dir, 0o711)
+        except FileExistsError:
+            raise ContainerExists(id) from None
+        state = {"id": id, "init_pid": 0, "config": config.to_dict(), "stash": {}}
+        container = Container(self, id, config, state)
+        container.save()
+        return container
+
+    def load(self, id):
+        validate_id(id)
+        state_dir = os.path.join(self.root, id)
+        try:
+            state = st.read(state_dir)
+        except FileNotFoundError:
+            raise ContainerNotExists(id) from None
+        except (OSError, ValueError) as e:
+            raise LibcontainerError(f"container {id}: state.json is unreadable or corrupt "
+                                    f"({e}); 'destroy' can still remove it") from None
+        return Container(self, id, Config.from_dict(state.get("config"),
+                                                    where=f"{id}/state.json config"), state)
+
+    def list(self):
+        try:
+            return sorted(n for n in os.listdir(self.root)
+                          if os.path.isdir(os.path.join(self.root, n)))
+        except FileNotFoundError:
+            return []

@@ -1,0 +1,163 @@
+"""Finding, loading and blocking plugins; a typed façade over pluggy.
+
+Plugins are found only through the entry-point group ``libcontainer.plugins``
+(the built-ins too). Scanning every installed distribution costs tens of
+milliseconds, so the list of entry points is cached in a small JSON file keyed
+by the directories on ``sys.path`` and their modification times: installing or
+removing a distribution changes its site directory's mtime and so the key.
+"""
+import hashlib
+import importlib
+import json
+import os
+import sys
+
+from .errors import PluginError
+
+GROUP = "libcontainer.plugins"
+DISABLE_ENV = "LIBCONTAINER_DISABLE_PLUGINS"
+# Without these a container cannot be built at all.
+ESSENTIAL = frozenset({"namespaces", "rootfs"})
+
+
+class Registry:
+    """Backends that plugins offer, by kind and name (``cgroup_driver``,
+    ``network_type``, ...)."""
+
+    def __init__(self):
+        self._items = {}
+
+    def add(self, kind, name, obj):
+        self._items.setdefault(kind, {})[name] = obj
+
+    def get(self, kind, name):
+        try:
+            return self._items[kind][name]
+        except KeyError:
+            known = ", ".join(sorted(self._items.get(kind, {}))) or "none"
+            raise PluginError(f"no {kind.replace('_', ' ')} named {name!r} "
+                              f"(available: {known})") from None
+
+    def names(self, kind):
+        return sorted(self._items.get(kind, {}))
+
+
+def _cache_path():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    digest = hashlib.sha1("\0".join([sys.prefix, *sys.path]).encode()).hexdigest()[:16]
+    return os.path.join(base, "libcontainer", f"plugins-{digest}.json")
+
+
+def _path_key():
+    key = []
+    for p in sys.path:
+        try:
+            key.append([p, os.stat(p or ".").st_mtime_ns])
+        except OSError:
+            key.append([p, None])
+    return key
+
+
+def discover():
+    """Entry points of the group as dicts: name, value (module[:attr]),
+    dist, version."""
+    path, key = _cache_path(), _path_key()
+    try:
+        with open(path) as f:
+            cached = json.load(f)
+        if cached["key"] == key:
+            return cached["entries"]
+    except (OSError, ValueError, KeyError):
+        pass
+    from importlib.metadata import distributions
+    entries, seen = [], set()
+    for dist in distributions():
+        for ep in dist.entry_points:
+            if ep.group == GROUP and ep.name not in seen:
+                seen.add(ep.name)
+                entries.append({"name": ep.name, "value": ep.value,
+                                "dist": dist.metadata["Name"], "version": dist.version})
+    entries.sort(key=lambda e: e["name"])
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump({"key": key, "entries": entries}, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass    # a read-only home only costs the scan next time
+    return entries
+
+
+def disabled_from_env():
+    return [n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()]
+
+
+class PluginManager:
+    """The plugins of one process: call the phases through methods, not
+    through ``pm.hook.<name>`` with unchecked keywords."""
+
+    def __init__(self, disabled=(), entries=None):
+        import pluggy
+
+        from . import hookspecs
+        self.disabled = set(disabled) | set(disabled_from_env())
+        refused = self.disabled & ESSENTIAL
+        if refused:
+            raise PluginError(f"plugin {sorted(refused)[0]!r} is essential and cannot be disabled")
+        self.entries = discover() if entries is None else entries
+        self._pm = pluggy.PluginManager("libcontainer")
+        self._pm.add_hookspecs(hookspecs)
+        self.hook = self._pm.hook
+        for entry in self.entries:
+            if entry["name"] not in self.disabled:
+                self._pm.register(_load(entry), name=entry["name"])
+        for name in self.disabled:
+            self._pm.set_blocked(name)
+        missing = ESSENTIAL - {e["name"] for e in self.entries}
+        if missing:
+            raise PluginError(f"essential plugin {sorted(missing)[0]!r} is not installed "
+                              f"(is the libcontainer package installed?)")
+        self.registry = Registry()
+        self.hook.libcontainer_register(registry=self.registry)
+
+    def register(self, plugin, name):
+        """Register an in-process plugin object (tests, embedding programs)."""
+        if name in self.disabled:
+            return
+        self._pm.register(plugin, name=name)
+        getattr(plugin, "libcontainer_register", lambda registry: None)(self.registry)
+
+    def plugins(self):
+        """[(entry-point dict, hook names or None if disabled)]"""
+        rows = []
+        for entry in self.entries:
+            plugin = self._pm.get_plugin(entry["name"])
+            hooks = None
+            if plugin is not None:
+                hooks = sorted(c.name for c in self._pm.get_hookcallers(plugin) or [])
+            rows.append((entry, hooks))
+        return rows
+
+    def call_each(self, hookname, **kwargs):
+        """Call every implementation of a hook even when some raise; return
+        the list of (plugin name, exception)."""
+        errors = []
+        for impl in reversed(getattr(self.hook, hookname).get_hookimpls()):
+            try:
+                impl.function(*[kwargs[a] for a in impl.argnames])
+            except Exception as e:     # collected and reported by the caller
+                errors.append((impl.plugin_name, e))
+        return errors
+
+
+def _load(entry):
+    module, _, attr = entry["value"].partition(":")
+    try:
+        obj = importlib.import_module(module.strip())
+        for part in filter(None, attr.strip().split(".")):
+            obj = getattr(obj, part)
+    except Exception as e:
+        raise PluginError(f"cannot load plugin {entry['name']!r} from {entry['dist']}: "
+                          f"{type(e).__name__}: {e}") from None
+    return obj

@@ -1,0 +1,239 @@
+"""Forking a process into a container, and the parent <-> child protocol.
+
+One fork per process. For a new PID namespace the parent switches its own
+``pid_for_children`` (``unshare(CLONE_NEWPID)``, or ``setns`` into the
+init's namespace for a joined process), forks, and switches back: the child
+is born inside the namespace -- PID 1 for an init -- and stays the parent's
+direct child, so it can be waited for. That needs a single-threaded parent.
+
+Messages over a SOCK_SEQPACKET socketpair (one JSON object per packet):
+
+    parent                               child
+    fork  ───────────────────────────▶  enter_namespaces
+          ◀─────────────── {"ns": 1}    (or {"error": ...} and exit)
+    post_clone (cgroup, id maps, net)
+          {"go": 1} ───────────────▶
+                                         finish_namespaces (cgroup ns)
+                                         init: mounts → devices → enter_rootfs
+                                               → environment
+                                         limits → identity → privileges
+          ◀──────────── {"ready": 1}
+                                         [held: blocks on exec.fifo until start]
+                                         seal → execve
+          ◀──── EOF (the socket is close-on-exec)  or  {"error": ...}
+    post_start
+"""
+import json
+import os
+import signal
+import socket
+import sys
+
+from .errors import LibcontainerError, SetupError
+from .linux import misc
+from .linux.namespaces import CLONE, setns, unshare
+
+_PROCESS = ("setup_limits", "setup_identity", "setup_privileges")
+INIT_PHASES = ("finish_namespaces", "setup_mounts", "setup_devices", "enter_rootfs",
+               "setup_environment", *_PROCESS)
+JOIN_PHASES = ("finish_namespaces", *_PROCESS)
+
+# Test-only fault injection: "phase" or "phase:parent" makes that process
+# SIGKILL itself when it reaches the phase (see tests/test_reliability.py).
+_CRASH_AT = os.environ.get("LIBCONTAINER_TEST_CRASH_AT", "")
+
+
+def crash_point(name):
+    if _CRASH_AT and _CRASH_AT == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Channel:
+    def __init__(self, sock):
+        self.sock = sock
+
+    def send(self, **msg):
+        try:
+            self.sock.send(json.dumps(msg).encode())
+        except OSError:
+            pass    # the other side is gone; its exit tells the story
+
+    def recv(self):
+        """The next message, or None at EOF."""
+        while True:
+            try:
+                data = self.sock.recv(65536)
+                break
+            except InterruptedError:
+                continue
+        return json.loads(data) if data else None
+
+
+def describe(exc):
+    """One line for an exception raised during setup."""
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc) or type(exc).__name__
+
+
+def _check_single_threaded():
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        raise LibcontainerError("starting a container needs a single-threaded process "
+                                f"({threading.active_count()} threads are running)")
+
+
+class _PidNsForChildren:
+    """Make the next fork land in a new (or the given) PID namespace."""
+
+    def __init__(self, new=False, path=None):
+        self.new, self.path = new, path
+        self.own = None
+
+    def __enter__(self):
+        if self.new or self.path:
+            self.own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            if self.path:
+                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    setns(fd, CLONE.NEWPID, self.path)
+                finally:
+                    os.close(fd)
+            else:
+                unshare(CLONE.NEWPID)
+        return self
+
+    def __exit__(self, *exc):
+        self.restore()
+
+    def restore(self):
+        if self.own is not None:
+            setns(self.own, CLONE.NEWPID, "/proc/self/ns/pid")
+            os.close(self.own)
+            self.own = None
+
+
+def spawn(container, process, pm, hold_fd=None, on_fork=None):
+    """Fork `process` into `container`; return once the child has exec'd (or,
+    with `hold_fd`, once it waits for start). Raises SetupError with the
+    child's message if any phase failed; the child is reaped then."""
+    _check_single_threaded()
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    if process.init:
+        ns = container.config.namespace("NEWPID")
+        pidns = _PidNsForChildren(new=bool(ns and not ns.path), path=ns.path if ns else None)
+    else:
+        init_pid = container.state["init_pid"]
+        pidns = _PidNsForChildren(path=f"/proc/{init_pid}/ns/pid"
+                                  if container.config.has_namespace("NEWPID") else None)
+    with pidns:
+        pid = os.fork()
+        if pid == 0:
+            _child(container, process, pm, Channel(child_sock), parent_sock, hold_fd)
+    child_sock.close()
+    process.pid = pid
+    chan = Channel(parent_sock)
+    try:
+        if on_fork is not None:
+            on_fork(pid)
+        msg = _expect(chan, "ns", pid)
+        crash_point("post_clone:parent")
+        pm.hook.libcontainer_post_clone(container=container, process=process, pid=pid)
+        chan.send(go=1)
+        _expect(chan, "ready", pid)
+        if hold_fd is None:
+            msg = chan.recv()
+            if msg is not None:
+                raise SetupError(msg.get("error", f"unexpected message {msg}"))
+    except BaseException:
+        _kill_and_reap(pid)
+        raise
+    finally:
+        parent_sock.close()
+    return pid
+
+
+def _expect(chan, key, pid):
+    msg = chan.recv()
+    if msg is None:
+        raise SetupError(f"container init (pid {pid}) exited during setup")
+    if key not in msg:
+        raise SetupError(msg.get("error", f"unexpected message {msg}"))
+    return msg
+
+
+def _kill_and_reap(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+# --------------------------------------------------------------------------
+# the child: never returns
+# --------------------------------------------------------------------------
+
+def _child(container, process, pm, chan, other_end, hold_fd):
+    code = 1
+    phase = "enter_namespaces"
+    try:
+        other_end.close()
+        # Die with the parent while setting up, so a killed runtime leaves no
+        # half-made container behind; cleared just before exec.
+        misc.prctl(misc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        hook = pm.hook
+        crash_point(phase)
+        hook.libcontainer_enter_namespaces(container=container, process=process)
+        chan.send(ns=1)
+        msg = chan.recv()
+        if not msg or "go" not in msg:
+            os._exit(1)
+        for phase in INIT_PHASES if process.init else JOIN_PHASES:
+            crash_point(phase)
+            getattr(hook, "libcontainer_" + phase)(container=container, process=process)
+        phase = "prepare_exec"
+        stdio = process.stdio_fds()
+        if hold_fd is not None:
+            # the creator exits now; the init outlives it, waiting for start.
+            # The fifo is reopened through /proc: its host path is gone here.
+            misc.prctl(misc.PR_SET_PDEATHSIG, 0)
+            chan.send(ready=1)
+            fifo = os.open(f"/proc/self/fd/{hold_fd}", os.O_WRONLY | os.O_CLOEXEC)
+            os.write(fifo, b"0")
+            os.close(fifo)
+            os.close(hold_fd)
+        _install_stdio(stdio, process.extra_fds)
+        if hold_fd is None:
+            chan.send(ready=1)
+        phase = "seal"
+        misc.prctl(misc.PR_SET_PDEATHSIG, 0)
+        hook.libcontainer_seal(container=container, process=process)
+        phase = "exec"
+        env = dict(e.split("=", 1) for e in process.env if "=" in e)
+        try:
+            os.execvpe(process.args[0], process.args, env)
+        except OSError as e:
+            code = 127 if e.errno == 2 else 126
+            raise SetupError(f"exec {process.args[0]!r}: {e.strerror}") from None
+    except BaseException as e:
+        msg = describe(e) if isinstance(e, SetupError) else f"{phase}: {describe(e)}"
+        chan.send(error=msg)
+    finally:
+        os._exit(code)
+
+
+def _install_stdio(stdio, extra_fds):
+    """dup the process's stdio to 0-2 (and extra fds to 3...), then mark every
+    other fd close-on-exec."""
+    wanted = list(stdio) + list(extra_fds)
+    # move sources out of the way first, so dup2 never clobbers one still needed
+    moved = [os.dup(fd) for fd in wanted]
+    for target, fd in enumerate(moved):
+        os.dup2(fd, target, inheritable=True)
+        os.close(fd)
+    misc.cloexec_from(len(wanted))

@@ -1,0 +1,76 @@
+"""Namespaces: create the configured ones, join those given by path, and
+join the init's when a further process enters the container."""
+import os
+
+from libcontainer import hookimpl
+from libcontainer.errors import ConfigError
+from libcontainer.linux.namespaces import CLONE, NAMESPACES, setns, unshare
+
+# user first: the others are then owned by it; mnt last among joins, since
+# it changes the root and would hide the /proc/PID/ns paths of the others
+_JOIN_ORDER = ["NEWUSER", "NEWIPC", "NEWUTS", "NEWNET", "NEWNS"]
+
+
+@hookimpl
+def libcontainer_validate_config(config):
+    seen = set()
+    for i, ns in enumerate(config.namespaces):
+        where = f"namespaces[{i}]"
+        if ns.type not in NAMESPACES:
+            raise ConfigError(f"{where}.type: unknown namespace {ns.type!r} "
+                              f"(known: {', '.join(NAMESPACES)})")
+        if ns.type in seen:
+            raise ConfigError(f"{where}.type: namespace {ns.type} is listed twice")
+        seen.add(ns.type)
+        if ns.path and not os.path.exists(ns.path):
+            raise ConfigError(f"{where}.path: {ns.path} does not exist")
+    if "NEWNS" not in seen:
+        raise ConfigError("namespaces: NEWNS (a mount namespace) is required")
+
+
+@hookimpl
+def libcontainer_enter_namespaces(container, process):
+    if process.init:
+        paths = {ns.type: ns.path for ns in container.config.namespaces if ns.path}
+        new = CLONE(0)
+        for ns in container.config.namespaces:
+            if not ns.path and ns.type not in ("NEWPID", "NEWCGROUP"):
+                new |= NAMESPACES[ns.type][0]
+    else:
+        paths = {t: p for t, p in container.state["namespaces"].items()
+                 if t not in ("NEWPID", "NEWCGROUP")}
+        new = CLONE(0)
+    # open them all first: joining the mount namespace hides host paths
+    fds = []
+    try:
+        for t in _JOIN_ORDER:
+            if t in paths and t != "NEWPID":
+                fds.append((os.open(paths[t], os.O_RDONLY | os.O_CLOEXEC), t, paths[t]))
+        for fd, t, path in fds:
+            setns(fd, NAMESPACES[t][0], path)
+    finally:
+        for fd, _, _ in fds:
+            os.close(fd)
+    if new:
+        unshare(new)
+    # the cgroup namespace waits for the cgroup join (finish_namespaces); its
+    # path is opened now, while the host's /proc is still visible
+    global _cgroup_ns
+    ns = container.config.namespace("NEWCGROUP")
+    path = (ns.path if process.init else container.state["namespaces"].get("NEWCGROUP")) \
+        if ns is not None else None
+    _cgroup_ns = (os.open(path, os.O_RDONLY | os.O_CLOEXEC), path) if path else None
+
+
+_cgroup_ns = None    # (fd, path): child-only state between the two phases
+
+
+@hookimpl
+def libcontainer_finish_namespaces(container, process):
+    # after the parent put us in our cgroup, so that it is the namespace's root
+    if _cgroup_ns is not None:
+        fd, path = _cgroup_ns
+        setns(fd, CLONE.NEWCGROUP, path)
+        os.close(fd)
+    elif process.init and container.config.has_namespace("NEWCGROUP"):
+        unshare(CLONE.NEWCGROUP)

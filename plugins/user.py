@@ -1,0 +1,81 @@
+"""The process's identity: user and groups resolved in the *container's*
+/etc/passwd and /etc/group, additional groups, umask and working directory."""
+import os
+
+from libcontainer import hookimpl
+from libcontainer.errors import SetupError
+from libcontainer.linux import misc
+
+
+def _entries(path):
+    try:
+        with open(path) as f:
+            return [line.rstrip("\n").split(":") for line in f if line.strip()
+                    and not line.startswith("#")]
+    except OSError:
+        return []
+
+
+def resolve_user(spec, passwd="/etc/passwd", group="/etc/group"):
+    """'name', 'uid', 'uid:gid', 'name:group' -> (uid, gid, home, [extra gids])."""
+    user, _, grp = spec.partition(":")
+    users = _entries(passwd)
+    entry = None
+    if user.isdigit():
+        uid = int(user)
+        entry = next((e for e in users if len(e) > 3 and e[2] == user), None)
+    else:
+        entry = next((e for e in users if e[0] == user and len(e) > 3), None)
+        if entry is None:
+            raise SetupError(f"user {user!r}: no such user in the container's {passwd}")
+        uid = int(entry[2])
+    gid = int(entry[3]) if entry else 0
+    home = entry[5] if entry and len(entry) > 5 else "/"
+    groups = _entries(group)
+    if grp:
+        if grp.isdigit():
+            gid = int(grp)
+        else:
+            g = next((g for g in groups if g[0] == grp and len(g) > 2), None)
+            if g is None:
+                raise SetupError(f"group {grp!r}: no such group in the container's {group}")
+            gid = int(g[2])
+    name = entry[0] if entry else None
+    extra = [int(g[2]) for g in groups
+             if len(g) > 3 and name and name in g[3].split(",") and g[2].isdigit()]
+    return uid, gid, home, extra
+
+
+def _group_id(spec, groups):
+    if isinstance(spec, int) or str(spec).isdigit():
+        return int(spec)
+    g = next((g for g in groups if g[0] == spec and len(g) > 2), None)
+    if g is None:
+        raise SetupError(f"group {spec!r}: no such group in the container's /etc/group")
+    return int(g[2])
+
+
+@hookimpl
+def libcontainer_setup_identity(container, process):
+    uid, gid, home = 0, 0, "/root"
+    extra = []
+    if process.user:
+        uid, gid, home, extra = resolve_user(process.user)
+    if process.additional_groups:
+        groups = _entries("/etc/group")
+        extra += [_group_id(g, groups) for g in process.additional_groups]
+    if not any(e.startswith("HOME=") for e in process.env):
+        process.env = [*process.env, f"HOME={home}"]
+    # always: the caller's supplementary groups must not leak in
+    os.setgroups(sorted(set(extra)))
+    os.setresgid(gid, gid, gid)
+    if uid != 0:
+        # keep the permitted set so the capabilities plugin can set it
+        misc.prctl(misc.PR_SET_KEEPCAPS, 1)
+    os.setresuid(uid, uid, uid)
+    if process.umask is not None:
+        os.umask(process.umask)
+    try:
+        os.chdir(process.cwd)
+    except OSError as e:
+        raise SetupError(f"cwd {process.cwd!r}: {e.strerror}") from None

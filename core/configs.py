@@ -164,6 +164,8 @@ class Config:
     no_pivot_root: bool = False
     hostname: str = ""
     domainname: str = ""
+    env: list[str] = field(default_factory=lambda: [
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"])
     namespaces: list[Namespace] = field(default_factory=list)
     capabilities: Optional[list[str] | Capabilities] = None    # None: keep all
     networks: list[Network] = field(default_factory=list)

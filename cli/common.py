@@ -1,0 +1,68 @@
+"""What nsinit and pyrunc share: one-line errors, signal forwarding, logging."""
+import os
+import signal
+import sys
+
+from libcontainer import log
+from libcontainer.errors import LibcontainerError
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+             signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+
+
+def run_cli(group, prog, argv=None):
+    """Run a click group; turn every failure into one line on stderr (and an
+    error record in the log) and a non-zero exit status."""
+    import click
+    try:
+        rv = group.main(args=argv, prog_name=prog, standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        fail(prog, e.format_message(), e.exit_code)
+    except click.exceptions.Abort:
+        fail(prog, "aborted", 1)
+    except LibcontainerError as e:
+        fail(prog, str(e), 1)
+    except OSError as e:
+        fail(prog, f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}", 1)
+    except KeyboardInterrupt:
+        return 130
+    return rv or 0
+
+
+def fail(prog, message, code=1):
+    if log.to_file():
+        log.error(message)     # engines read the last error record of the log
+    sys.stderr.write(f"{prog}: {message}\n")
+    sys.stderr.flush()
+    os._exit(code) if code >= 128 else sys.exit(code)
+
+
+def parse_signal(text):
+    """'9', 'KILL', 'SIGKILL' -> signal number."""
+    text = str(text).strip().upper()
+    if text.isdigit():
+        num = int(text)
+        if not 0 < num < signal.NSIG:
+            raise LibcontainerError(f"invalid signal {text!r}")
+        return num
+    name = text if text.startswith("SIG") else "SIG" + text
+    try:
+        return signal.Signals[name].value
+    except KeyError:
+        raise LibcontainerError(f"invalid signal {text!r}") from None
+
+
+def forward_signals(pid_getter, signals=FORWARDED):
+    """Forward `signals` received by this process to the pid returned by
+    `pid_getter()`."""
+    def handler(sig, frame):
+        pid = pid_getter()
+        if pid:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+    for sig in signals:
+        signal.signal(sig, handler)

@@ -1,0 +1,273 @@
+"""nsinit: run a container from container.json, join it, inspect it."""
+import json
+import os
+import signal
+import sys
+
+import click
+
+import libcontainer
+from libcontainer import log
+from libcontainer.errors import ContainerNotExists, InvalidState, LibcontainerError
+
+from .common import forward_signals, parse_signal, run_cli
+
+DEFAULT_ROOT = "/run/libcontainer"
+
+
+class Ctx:
+    def __init__(self, root, disabled):
+        self.root = root
+        self.disabled = disabled
+        self._factory = None
+
+    @property
+    def factory(self):
+        if self._factory is None:
+            self._factory = libcontainer.new(self.root, disabled=self.disabled)
+        return self._factory
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", default=DEFAULT_ROOT, show_default=True, envvar="NSINIT_ROOT",
+              help="Directory holding the containers' state.")
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--log-format", default="text", type=click.Choice(["text", "json"]))
+@click.option("--log", "log_file", default=None, help="Write logs to this file.")
+@click.option("--disable-plugin", "disabled", multiple=True, metavar="NAME",
+              help="Block a plugin (repeatable).")
+@click.version_option(libcontainer.__version__, prog_name="nsinit")
+@click.pass_context
+def main(ctx, root, log_level, log_format, log_file, disabled):
+    """Run Linux containers from a container.json."""
+    log.configure(level=log_level, fmt=log_format, file=log_file)
+    ctx.obj = Ctx(root, list(disabled))
+
+
+def load_config(path):
+    from libcontainer.configs import Config
+    config = Config.load(path)
+    if config.rootfs and not os.path.isabs(config.rootfs):
+        # a relative rootfs is relative to the directory of container.json
+        config.rootfs = os.path.join(os.path.dirname(os.path.abspath(path)), config.rootfs)
+    return config
+
+
+def default_id():
+    name = os.path.basename(os.getcwd()) or "container"
+    return "".join(c if c.isalnum() or c in "_.+-" else "-" for c in name).lstrip(".-") or "nsinit"
+
+
+@main.command("exec", context_settings={"ignore_unknown_options": True,
+                                        "allow_interspersed_args": False})
+@click.option("--id", "cid", default=None, help="Container id [default: the directory's name].")
+@click.option("--config", "config_path", default="container.json", show_default=True)
+@click.option("--detach", "-d", is_flag=True, help="Start and return; the container keeps running.")
+@click.option("--tty", "-t", is_flag=True, help="Give the process a terminal.")
+@click.option("--user", "-u", default="", help="user[:group] inside the container.")
+@click.option("--cwd", default=None, help="Working directory inside the container.")
+@click.option("--env", "-e", multiple=True, help="KEY=VALUE (repeatable).")
+@click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_obj
+def exec_(obj, cid, config_path, detach, tty, user, cwd, env, cmd):
+    """Run CMD in a new container, or in the running container ID."""
+    cid = cid or default_id()
+    factory = obj.factory
+    try:
+        container = factory.load(cid)
+    except ContainerNotExists:
+        container = None
+    if container is not None:
+        status = container.status()
+        if status not in ("running", "created"):
+            raise InvalidState(f"container {cid} exists but is {status}; "
+                               f"'nsinit destroy {cid}' removes it")
+        process = _process(container.config, cmd, user, cwd, env, tty)
+        container.run(process)
+        sys.exit(_attend(process, detach, lambda: None))
+    config = load_config(config_path)
+    container = factory.create(cid, config)
+    process = _process(config, cmd, user, cwd, env, tty)
+    try:
+        container.start(process)
+    except BaseException:
+        container.destroy()
+        raise
+    log.info("container started", id=cid, pid=process.pid)
+    if detach:
+        return
+    sys.exit(_attend(process, False, container.destroy))
+
+
+def _process(config, cmd, user, cwd, env, tty):
+    merged = dict(e.split("=", 1) for e in config.env if "=" in e)
+    for e in env:
+        if "=" not in e:
+            raise click.BadParameter(f"{e!r} is not KEY=VALUE", param_hint="--env")
+        k, v = e.split("=", 1)
+        merged[k] = v
+    return libcontainer.Process(args=list(cmd), env=[f"{k}={v}" for k, v in merged.items()],
+                                user=user, cwd=cwd or "/", tty=tty)
+
+
+def _attend(process, detach, cleanup):
+    """Forward signals to `process`, wait for it, clean up; its exit status."""
+    if detach:
+        return 0
+    forward_signals(lambda: process.pid if process.returncode is None else 0)
+    try:
+        return process.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        cleanup()
+
+
+@main.command()
+def config():
+    """Print a complete sample container.json."""
+    from libcontainer import sample
+    click.echo(json.dumps(sample.config_dict(), indent=2))
+
+
+@main.command()
+@click.argument("cid", metavar="ID")
+@click.pass_obj
+def state(obj, cid):
+    """Print the state of container ID as JSON."""
+    from libcontainer.factory import validate_id
+    from libcontainer import state as st
+    validate_id(cid)
+    state_dir = os.path.join(obj.root, cid)
+    try:
+        data = st.read(state_dir)
+    except FileNotFoundError:
+        raise ContainerNotExists(cid) from None
+    except (OSError, ValueError) as e:
+        raise LibcontainerError(f"container {cid}: state.json is unreadable ({e})") from None
+    out = {"id": cid, "status": st.status(data, state_dir), "pid": data.get("init_pid", 0),
+           "created": data.get("created"), "rootfs": data.get("config", {}).get("rootfs"),
+           "namespaces": data.get("namespaces", {})}
+    click.echo(json.dumps(out, indent=2))
+
+
+@main.command("list")
+@click.option("--quiet", "-q", is_flag=True, help="Only ids.")
+@click.pass_obj
+def list_(obj, quiet):
+    """List the containers under --root."""
+    from libcontainer import state as st
+    try:
+        names = sorted(os.listdir(obj.root))
+    except FileNotFoundError:
+        names = []
+    if not quiet:
+        click.echo(f"{'ID':<24} {'PID':>8} {'STATUS':<10} CREATED")
+    for name in names:
+        state_dir = os.path.join(obj.root, name)
+        try:
+            data = st.read(state_dir)
+        except (OSError, ValueError):
+            continue
+        if quiet:
+            click.echo(name)
+        else:
+            click.echo(f"{name:<24} {data.get('init_pid', 0):>8} "
+                       f"{st.status(data, state_dir):<10} {data.get('created') or ''}")
+
+
+@main.command()
+@click.argument("cid", metavar="ID")
+@click.argument("sig", metavar="[SIGNAL]", default="SIGTERM")
+@click.option("--all", "-a", "all_", is_flag=True, help="Signal every process.")
+@click.pass_obj
+def kill(obj, cid, sig, all_):
+    """Send SIGNAL (default SIGTERM) to the init of container ID."""
+    obj.factory.load(cid).signal(parse_signal(sig), all=all_)
+
+
+@main.command()
+@click.argument("cid", metavar="ID")
+@click.option("--force", "-f", is_flag=True, help="Kill a running container first.")
+@click.pass_obj
+def destroy(obj, cid, force):
+    """Remove container ID (and everything made for it)."""
+    try:
+        container = obj.factory.load(cid)
+    except ContainerNotExists:
+        raise
+    except LibcontainerError:
+        if not force:
+            raise
+        _force_remove(obj, cid)
+        return
+    status = container.status()
+    if status not in ("stopped",) and not force:
+        raise InvalidState(f"container {cid} is {status}: stop it or use --force")
+    container.destroy()
+
+
+def _force_remove(obj, cid):
+    """A container whose state is corrupt: remove what can be found."""
+    import shutil
+    shutil.rmtree(os.path.join(obj.root, cid), ignore_errors=True)
+
+
+@main.command()
+@click.argument("cid", metavar="ID")
+@click.pass_obj
+def pause(obj, cid):
+    """Freeze every process of container ID."""
+    obj.factory.load(cid).pause()
+
+
+@main.command()
+@click.argument("cid", metavar="ID")
+@click.pass_obj
+def resume(obj, cid):
+    """Thaw container ID."""
+    obj.factory.load(cid).resume()
+
+
+@main.command()
+@click.argument("cid", metavar="ID")
+@click.pass_obj
+def ps(obj, cid):
+    """List the host pids of the processes of container ID."""
+    for pid in obj.factory.load(cid).processes():
+        click.echo(pid)
+
+
+@main.command()
+@click.argument("cid", metavar="ID")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def stats(obj, cid, as_json):
+    """Print the resource usage of container ID."""
+    data = obj.factory.load(cid).stats()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for section, values in sorted(data.items()):
+        click.echo(f"{section}:")
+        for key, value in sorted(values.items()) if isinstance(values, dict) else []:
+            click.echo(f"  {key:<28} {value}")
+
+
+@main.command()
+@click.pass_obj
+def plugins(obj):
+    """List the plugins: name, version, distribution, hooks, enabled."""
+    from libcontainer.plugin_manager import PluginManager
+    pm = PluginManager(disabled=obj.disabled)
+    click.echo(f"{'NAME':<16} {'VERSION':<10} {'DISTRIBUTION':<22} {'STATE':<9} HOOKS")
+    for entry, hooks in pm.plugins():
+        state = "disabled" if hooks is None else "enabled"
+        short = ",".join(h[len("libcontainer_"):] for h in hooks or [])
+        click.echo(f"{entry['name']:<16} {entry['version']:<10} {entry['dist']:<22} "
+                   f"{state:<9} {short or '-'}")
+
+
+def cli(argv=None):
+    sys.exit(run_cli(main, "nsinit", argv))

@@ -10,7 +10,7 @@ import libcontainer
 from libcontainer import log
 from libcontainer.errors import ContainerNotExists, InvalidState, LibcontainerError
 
-from .common import forward_signals, parse_signal, run_cli
+from .common import FORWARDED, forward_signals, parse_signal, run_cli
 
 DEFAULT_ROOT = "/run/libcontainer"
 
@@ -73,6 +73,8 @@ def default_id():
 def exec_(obj, cid, config_path, detach, tty, user, cwd, env, cmd):
     """Run CMD in a new container, or in the running container ID."""
     cid = cid or default_id()
+    if tty and detach:
+        raise click.UsageError("--tty cannot be combined with --detach")
     factory = obj.factory
     try:
         container = factory.load(cid)
@@ -84,11 +86,15 @@ def exec_(obj, cid, config_path, detach, tty, user, cwd, env, cmd):
             raise InvalidState(f"container {cid} exists but is {status}; "
                                f"'nsinit destroy {cid}' removes it")
         process = _process(container.config, cmd, user, cwd, env, tty)
+        if not detach:
+            _forward(process)
         container.run(process)
         sys.exit(_attend(process, detach, lambda: None))
     config = load_config(config_path)
     container = factory.create(cid, config)
     process = _process(config, cmd, user, cwd, env, tty)
+    if not detach:      # before start: a signal during start must not kill us
+        _forward(process)
     try:
         container.start(process)
     except BaseException:
@@ -111,12 +117,21 @@ def _process(config, cmd, user, cwd, env, tty):
                                 user=user, cwd=cwd or "/", tty=tty)
 
 
+def _forward(process):
+    signals = FORWARDED
+    if process.tty:     # raw mode: ^C is a byte for the pty; SIGWINCH resizes it
+        signals = [s for s in FORWARDED if s not in (signal.SIGINT, signal.SIGWINCH)]
+    forward_signals(lambda: process.pid if process.returncode is None else 0, signals)
+
+
 def _attend(process, detach, cleanup):
     """Forward signals to `process`, wait for it, clean up; its exit status."""
     if detach:
         return 0
-    forward_signals(lambda: process.pid if process.returncode is None else 0)
     try:
+        if process.tty:
+            from .console import relay
+            return relay(process.console_fd, process)
         return process.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

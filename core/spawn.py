@@ -18,16 +18,19 @@ Messages over a SOCK_SEQPACKET socketpair (one JSON object per packet):
                                                → environment
                                          limits → identity → privileges
           ◀──────────── {"ready": 1}
+          (with tty=True the pty master travels with "ready", SCM_RIGHTS)
                                          [held: blocks on exec.fifo until start]
                                          seal → execve
           ◀──── EOF (the socket is close-on-exec)  or  {"error": ...}
     post_start
 """
+import fcntl
 import json
 import os
 import signal
 import socket
 import sys
+import termios
 
 from .errors import LibcontainerError, SetupError
 from .linux import misc
@@ -52,21 +55,28 @@ class Channel:
     def __init__(self, sock):
         self.sock = sock
 
-    def send(self, **msg):
+    def send(self, fds=(), **msg):
         try:
-            self.sock.send(json.dumps(msg).encode())
+            socket.send_fds(self.sock, [json.dumps(msg).encode()], list(fds))
         except OSError:
             pass    # the other side is gone; its exit tells the story
 
     def recv(self):
-        """The next message, or None at EOF."""
+        """The next message, or None at EOF. File descriptors sent with it
+        are in msg["fds"]."""
         while True:
             try:
-                data = self.sock.recv(65536)
+                data, fds, _, _ = socket.recv_fds(self.sock, 65536, 4)
                 break
             except InterruptedError:
                 continue
-        return json.loads(data) if data else None
+        if not data:
+            for fd in fds:
+                os.close(fd)
+            return None
+        msg = json.loads(data)
+        msg["fds"] = fds
+        return msg
 
 
 def describe(exc):
@@ -142,7 +152,9 @@ def spawn(container, process, pm, hold_fd=None, on_fork=None):
         crash_point("post_clone:parent")
         pm.hook.libcontainer_post_clone(container=container, process=process, pid=pid)
         chan.send(go=1)
-        _expect(chan, "ready", pid)
+        msg = _expect(chan, "ready", pid)
+        if msg["fds"]:
+            process.console_fd = msg["fds"][0]
         if hold_fd is None:
             msg = chan.recv()
             if msg is not None:
@@ -198,18 +210,27 @@ def _child(container, process, pm, chan, other_end, hold_fd):
             getattr(hook, "libcontainer_" + phase)(container=container, process=process)
         phase = "prepare_exec"
         stdio = process.stdio_fds()
+        console = []
+        if process.tty:
+            # a pty of the container's own devpts: the master goes to the parent
+            master, slave = os.openpty()
+            stdio, console = [slave] * 3, [master]
         if hold_fd is not None:
-            # the creator exits now; the init outlives it, waiting for start.
-            # The fifo is reopened through /proc: its host path is gone here.
+            # the creator exits now; the init outlives it, waiting for start
             misc.prctl(misc.PR_SET_PDEATHSIG, 0)
-            chan.send(ready=1)
+        chan.send(ready=1, fds=console)
+        for fd in console:
+            os.close(fd)
+        if hold_fd is not None:
+            # reopened through /proc: the fifo's host path is not visible here
             fifo = os.open(f"/proc/self/fd/{hold_fd}", os.O_WRONLY | os.O_CLOEXEC)
             os.write(fifo, b"0")
             os.close(fifo)
             os.close(hold_fd)
+        if process.tty:
+            os.setsid()
+            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
         _install_stdio(stdio, process.extra_fds)
-        if hold_fd is None:
-            chan.send(ready=1)
         phase = "seal"
         misc.prctl(misc.PR_SET_PDEATHSIG, 0)
         hook.libcontainer_seal(container=container, process=process)

@@ -40,7 +40,13 @@ def libcontainer_enter_namespaces(container, process):
         paths = {t: p for t, p in container.state["namespaces"].items()
                  if t not in ("NEWPID", "NEWCGROUP")}
         new = CLONE(0)
-    # open them all first: joining the mount namespace hides host paths
+    # the cgroup namespace waits for the cgroup join (finish_namespaces)
+    global _cgroup_ns
+    ns = container.config.namespace("NEWCGROUP")
+    path = (ns.path if process.init else container.state["namespaces"].get("NEWCGROUP")) \
+        if ns is not None else None
+    # open every path first: joining the mount namespace hides the host's /proc
+    _cgroup_ns = (os.open(path, os.O_RDONLY | os.O_CLOEXEC), path) if path else None
     fds = []
     try:
         for t in _JOIN_ORDER:
@@ -53,13 +59,6 @@ def libcontainer_enter_namespaces(container, process):
             os.close(fd)
     if new:
         unshare(new)
-    # the cgroup namespace waits for the cgroup join (finish_namespaces); its
-    # path is opened now, while the host's /proc is still visible
-    global _cgroup_ns
-    ns = container.config.namespace("NEWCGROUP")
-    path = (ns.path if process.init else container.state["namespaces"].get("NEWCGROUP")) \
-        if ns is not None else None
-    _cgroup_ns = (os.open(path, os.O_RDONLY | os.O_CLOEXEC), path) if path else None
 
 
 _cgroup_ns = None    # (fd, path): child-only state between the two phases

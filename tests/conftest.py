@@ -97,3 +97,18 @@ def no_mount_residue():
     before = host_mounts()
     yield
     assert host_mounts() == before
+
+
+HOST_DEVICES = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]
+
+
+def _device_owners():
+    return {d: (os.stat(d).st_uid, os.stat(d).st_gid, os.stat(d).st_mode) for d in HOST_DEVICES}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_devices_untouched():
+    """A runtime must never chown or chmod the host's device nodes."""
+    before = _device_owners()
+    yield
+    assert _device_owners() == before, "the host's device nodes were changed"

@@ -221,7 +221,8 @@ def test_config_roundtrip(tmp_path, rootfs):
 
 @pytest.mark.parametrize("patch, message", [
     ({"rootfs": "/nonexistent-lct"}, "rootfs: /nonexistent-lct does not exist"),
-    ({"namespaces": [{"type": "NEWFOO"}]}, "namespaces[0].type: unknown namespace 'NEWFOO'"),
+    ({"namespaces": [{"type": "NEWNS"}, {"type": "NEWNET"}, {"type": "NEWUTS"}, {"type": "NEWFOO"}]},
+     "namespaces[3].type: unknown namespace 'NEWFOO'"),
     ({"rlimits": [{"type": "RLIMIT_BOGUS", "hard": 1, "soft": 1}]}, "rlimits[0].type: unknown rlimit"),
     ({"rlimits": [{"type": "NOFILE", "hard": 1, "soft": 5}]}, "rlimits[0]: soft limit 5 exceeds"),
     ({"rlimits": [{"type": "NOFILE", "hard": "x", "soft": 5}]}, "rlimits[0].hard: expected an integer"),

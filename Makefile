@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ROOTFS := build/rootfs
-APT_PACKAGES := busybox-static libseccomp2 iproute2
+APT_PACKAGES := busybox-static libseccomp2 iproute2 uidmap python3
 
 .PHONY: install apt rootfs run test bench clean
 

@@ -12,7 +12,14 @@ from libcontainer.errors import ContainerNotExists, InvalidState, LibcontainerEr
 
 from .common import FORWARDED, forward_signals, parse_signal, run_cli
 
-DEFAULT_ROOT = "/run/libcontainer"
+def default_root():
+    """/run/libcontainer for root; a per-user directory otherwise."""
+    if os.geteuid() == 0:
+        return "/run/libcontainer"
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime_dir and os.access(runtime_dir, os.W_OK):
+        return os.path.join(runtime_dir, "libcontainer")
+    return f"/tmp/libcontainer-{os.geteuid()}"
 
 
 class Ctx:
@@ -29,8 +36,9 @@ class Ctx:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--root", default=DEFAULT_ROOT, show_default=True, envvar="NSINIT_ROOT",
-              help="Directory holding the containers' state.")
+@click.option("--root", default=default_root, envvar="NSINIT_ROOT",
+              help="Directory holding the containers' state [default: /run/libcontainer, "
+                   "or $XDG_RUNTIME_DIR/libcontainer for other users].")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--log-format", default="text", type=click.Choice(["text", "json"]))

@@ -56,6 +56,9 @@ class Factory:
             state = st.read(state_dir)
         except FileNotFoundError:
             raise ContainerNotExists(id) from None
+        except PermissionError as e:
+            raise LibcontainerError(f"container {id}: cannot read {e.filename}: "
+                                    f"{e.strerror}") from None
         except (OSError, ValueError) as e:
             raise LibcontainerError(f"container {id}: state.json is unreadable or corrupt "
                                     f"({e}); 'destroy' can still remove it") from None

@@ -68,6 +68,16 @@ def libcontainer_pre_clone(container: "Container", process: "Process") -> None:
 
 
 @hookspec
+def libcontainer_map_ids(container: "Container", process: "Process", pid: int) -> None:
+    """The intermediate child `pid` has created the container's user
+    namespace and waits: write ``/proc/PID/uid_map``, ``setgroups`` and
+    ``gid_map`` (directly, or with newuidmap/newgidmap). Nothing else in the
+    container exists yet.
+
+    Runs in the parent, for an init whose config has a new NEWUSER."""
+
+
+@hookspec
 def libcontainer_post_clone(container: "Container", process: "Process", pid: int) -> None:
     """The child exists and has entered its namespaces (all but the cgroup
     namespace) and waits. Put it into its cgroup, write its uid/gid maps,

@@ -6,9 +6,12 @@ onto ``rootfs + "/etc/..."`` naively would follow them onto the host
 ``/`` being the rootfs: absolute link targets restart at the rootfs, ``..``
 stops at it.
 """
+import ctypes
 import errno
 import os
 import stat
+
+from .linux.libc import fn
 
 
 def resolve_in_root(root, path, max_links=40):
@@ -41,3 +44,90 @@ def resolve_in_root(root, path, max_links=40):
             continue
         current.append(part)
     return os.path.join(root, *current)
+
+
+# -- fd-based: no window between resolving a path and using it ---------------
+
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
+_SYS_openat2 = 437
+
+
+class _OpenHow(ctypes.Structure):
+    # struct open_how { __u64 flags; __u64 mode; __u64 resolve; };
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+# long syscall(SYS_openat2, int dirfd, const char *path, struct open_how *how, size_t size);
+_openat2 = fn("syscall", ctypes.c_long, ctypes.c_long, ctypes.c_int, ctypes.c_char_p,
+              ctypes.POINTER(_OpenHow), ctypes.c_size_t)
+
+
+def open_in_root(root, path, flags=os.O_PATH):
+    """An fd (close-on-exec) for `path` resolved with `root` as ``/``:
+    openat2(RESOLVE_IN_ROOT), so that no symlink -- absolute, ``..`` or
+    swapped in meanwhile -- leads outside (CVE-2021-30465). Kernels before
+    5.6 get :func:`resolve_in_root` and a check of the opened file's path."""
+    rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        how = _OpenHow(flags | os.O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+        rel = path.lstrip("/") or "."
+        fd = _openat2(_SYS_openat2, rootfd, os.fsencode(rel), ctypes.byref(how),
+                      ctypes.sizeof(how))
+        if fd >= 0:
+            return fd
+        err = ctypes.get_errno()
+        if err != errno.ENOSYS:
+            raise OSError(err, os.strerror(err), f"openat2({root!r}, {path!r}, RESOLVE_IN_ROOT)")
+    finally:
+        os.close(rootfd)
+    fd = os.open(resolve_in_root(root, path), flags | os.O_CLOEXEC)
+    real = os.readlink(f"/proc/self/fd/{fd}")
+    if real != root and not real.startswith(root.rstrip("/") + "/"):
+        os.close(fd)
+        raise OSError(errno.EXDEV, "path leads outside the root", f"open {path!r} in {root!r}")
+    return fd
+
+
+def mkdirs_in_root(root, path, mode=0o755):
+    """``mkdir -p`` of `path` inside `root`, each directory made relative to
+    an fd of its parent opened with :func:`open_in_root`."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    for i in range(len(parts)):
+        sub = "/".join(parts[:i + 1])
+        try:
+            os.close(open_in_root(root, sub, os.O_PATH | os.O_DIRECTORY))
+            continue
+        except FileNotFoundError:
+            pass
+        parent = open_in_root(root, "/".join(parts[:i]), os.O_PATH | os.O_DIRECTORY)
+        try:
+            os.mkdir(parts[i], mode, dir_fd=parent)
+        except FileExistsError:
+            pass
+        finally:
+            os.close(parent)
+
+
+def create_file_in_root(root, path, mode=0o644):
+    """Make `path` inside `root` exist as a (regular, empty) file unless it
+    exists already; its parent directories are made as needed."""
+    mkdirs_in_root(root, os.path.dirname(path.rstrip("/")) or "/")
+    try:
+        os.close(open_in_root(root, path))
+        return
+    except FileNotFoundError:
+        pass
+    parent = open_in_root(root, os.path.dirname(path.rstrip("/")) or "/",
+                          os.O_PATH | os.O_DIRECTORY)
+    try:
+        # O_NOFOLLOW|O_EXCL: never through a symlink planted meanwhile
+        fd = os.open(os.path.basename(path.rstrip("/")),
+                     os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY | os.O_CLOEXEC,
+                     mode, dir_fd=parent)
+        os.close(fd)
+    except FileExistsError:
+        pass
+    finally:
+        os.close(parent)

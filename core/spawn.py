@@ -9,6 +9,10 @@ direct child, so it can be waited for. That needs a single-threaded parent.
 Messages over a SOCK_SEQPACKET socketpair (one JSON object per packet):
 
     parent                               child
+   [user namespace: an intermediate child unshares NEWUSER, asks for its id
+    maps (map_ids), unshares NEWPID and clones the init with CLONE_PARENT,
+    reports its pid and exits: {"userns"} → {"mapped"} → {"init_pid"} →
+    {"continue"}; the init then starts the table below]
     fork  ───────────────────────────▶  enter_namespaces
           ◀─────────────── {"ns": 1}    (or {"error": ...} and exit)
     post_clone (cgroup, id maps, net)
@@ -32,8 +36,10 @@ import socket
 import sys
 import termios
 
+from . import execguard
 from .errors import LibcontainerError, SetupError
 from .linux import misc
+from .linux.clone import fork_sibling
 from .linux.namespaces import CLONE, setns, unshare
 
 _PROCESS = ("setup_limits", "setup_identity", "setup_privileges")
@@ -133,19 +139,39 @@ def spawn(container, process, pm, hold_fd=None, on_fork=None):
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     if process.init:
         ns = container.config.namespace("NEWPID")
-        pidns = _PidNsForChildren(new=bool(ns and not ns.path), path=ns.path if ns else None)
+        pid_target = (ns.path or "new") if ns else None
+        ns = container.config.namespace("NEWUSER")
+        userns = (ns.path or "new") if ns else None
     else:
         init_pid = container.state["init_pid"]
-        pidns = _PidNsForChildren(path=f"/proc/{init_pid}/ns/pid"
-                                  if container.config.has_namespace("NEWPID") else None)
-    with pidns:
-        pid = os.fork()
-        if pid == 0:
-            _child(container, process, pm, Channel(child_sock), parent_sock, hold_fd)
+        pid_target = f"/proc/{init_pid}/ns/pid" if container.config.has_namespace("NEWPID") else None
+        userns = container.state.get("namespaces", {}).get("NEWUSER")
+    pidns = _PidNsForChildren(new=pid_target == "new",
+                              path=pid_target if pid_target != "new" else None)
+    # CVE-2019-5736: the child inherits "not dumpable" and keeps it until
+    # execve, so the container's processes cannot open its /proc/PID/exe
+    # (the host's interpreter) nor its fds, even in the instant after fork
+    dumpable = misc.prctl(misc.PR_GET_DUMPABLE)
+    misc.prctl(misc.PR_SET_DUMPABLE, 0)
+    try:
+        if userns is None:
+            with pidns:
+                pid = os.fork()
+                if pid == 0:
+                    _child(container, process, pm, Channel(child_sock), parent_sock, hold_fd)
+        else:
+            pid = os.fork()
+            if pid == 0:
+                _intermediate(container, process, pm, Channel(child_sock), parent_sock, hold_fd,
+                              userns, pid_target)
+    finally:
+        misc.prctl(misc.PR_SET_DUMPABLE, dumpable)
     child_sock.close()
-    process.pid = pid
     chan = Channel(parent_sock)
     try:
+        if userns is not None:
+            pid = _through_intermediate(chan, pid, container, process, pm)
+        process.pid = pid
         if on_fork is not None:
             on_fork(pid)
         msg = _expect(chan, "ns", pid)
@@ -165,6 +191,70 @@ def spawn(container, process, pm, hold_fd=None, on_fork=None):
     finally:
         parent_sock.close()
     return pid
+
+
+def _through_intermediate(chan, pid, container, process, pm):
+    """The user-namespace path: the intermediate creates (or joins) the user
+    namespace, waits for its id maps, and clones the init as our child."""
+    msg = chan.recv()
+    if msg is not None and "userns" in msg:
+        crash_point("map_ids:parent")
+        pm.hook.libcontainer_map_ids(container=container, process=process, pid=pid)
+        chan.send(mapped=1)
+        msg = chan.recv()
+    if msg is None or "init_pid" not in msg:
+        raise SetupError((msg or {}).get("error", f"intermediate process {pid} exited during setup"))
+    os.waitpid(pid, 0)
+    chan.send(**{"continue": 1})
+    return msg["init_pid"]
+
+
+def _intermediate(container, process, pm, chan, other_end, hold_fd, userns, pid_target):
+    """Enter the user namespace, then clone the init into the PID namespace
+    so that it is born there as a child of the runtime. Never returns."""
+    try:
+        other_end.close()
+        misc.prctl(misc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if userns == "new":
+            # dumpable while the parent writes our maps: an unprivileged
+            # parent cannot open /proc/PID/uid_map of a non-dumpable process.
+            # No process of the container exists yet to abuse it.
+            misc.prctl(misc.PR_SET_DUMPABLE, 1)
+            unshare(CLONE.NEWUSER)
+            chan.send(userns=1)
+            msg = chan.recv()
+            misc.prctl(misc.PR_SET_DUMPABLE, 0)
+            if not msg or "mapped" not in msg:
+                os._exit(1)
+            # become the namespace's root: our host uid is not mapped
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        else:
+            _setns_path(userns, CLONE.NEWUSER)
+        if pid_target == "new":
+            unshare(CLONE.NEWPID)
+        elif pid_target:
+            _setns_path(pid_target, CLONE.NEWPID)
+        pid = fork_sibling()
+        if pid == 0:
+            msg = chan.recv()       # the parent has our pid now
+            if msg and "continue" in msg:
+                _child(container, process, pm, chan, None, hold_fd)
+            os._exit(1)
+        chan.send(init_pid=pid)
+        os._exit(0)
+    except BaseException as e:
+        chan.send(error=f"user namespace: {describe(e)}")
+    finally:
+        os._exit(1)
+
+
+def _setns_path(path, nstype):
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        setns(fd, nstype, path)
+    finally:
+        os.close(fd)
 
 
 def _expect(chan, key, pid):
@@ -192,7 +282,8 @@ def _child(container, process, pm, chan, other_end, hold_fd):
     code = 1
     phase = "enter_namespaces"
     try:
-        other_end.close()
+        if other_end is not None:
+            other_end.close()
         # Die with the parent while setting up, so a killed runtime leaves no
         # half-made container behind; cleared just before exec.
         misc.prctl(misc.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -231,11 +322,12 @@ def _child(container, process, pm, chan, other_end, hold_fd):
             os.setsid()
             fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
         _install_stdio(stdio, process.extra_fds)
+        env = dict(e.split("=", 1) for e in process.env if "=" in e)
+        execguard.check(process.args[0], env)
         phase = "seal"
         misc.prctl(misc.PR_SET_PDEATHSIG, 0)
         hook.libcontainer_seal(container=container, process=process)
         phase = "exec"
-        env = dict(e.split("=", 1) for e in process.env if "=" in e)
         try:
             os.execvpe(process.args[0], process.args, env)
         except OSError as e:

@@ -5,7 +5,8 @@ import os
 import stat
 
 from libcontainer import hookimpl
-from libcontainer.errors import ConfigError
+from libcontainer.errors import ConfigError, SetupError
+from libcontainer.linux.mount import MS, mount
 from libcontainer.rootpath import resolve_in_root
 
 TYPES = {"c": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
@@ -38,8 +39,14 @@ def libcontainer_setup_devices(container, process):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             if os.path.lexists(path):
                 os.unlink(path)
-            os.mknod(path, TYPES[d.type] | d.file_mode,
-                     os.makedev(d.major, d.minor) if d.type != "p" else 0)
+            try:
+                os.mknod(path, TYPES[d.type] | d.file_mode,
+                         os.makedev(d.major, d.minor) if d.type != "p" else 0)
+            except PermissionError:
+                # in a user namespace mknod is refused: bind the host's node
+                # (a bind mount; the host's node itself is never changed)
+                _bind_host_node(d, path)
+                continue
             os.chown(path, d.uid, d.gid)
         for target, link in LINKS:
             path = resolve_in_root(rootfs, link)
@@ -47,3 +54,12 @@ def libcontainer_setup_devices(container, process):
                 os.symlink(target, path)
     finally:
         os.umask(old)
+
+
+def _bind_host_node(d, path):
+    st = os.stat(d.path)
+    if TYPES[d.type] != stat.S_IFMT(st.st_mode) or st.st_rdev != os.makedev(d.major, d.minor):
+        raise SetupError(f"devices: cannot create {d.path} in a user namespace, and the "
+                         f"host's {d.path} is not the same device")
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o000))
+    mount(d.path, path, None, MS.BIND)

@@ -6,9 +6,12 @@ from libcontainer import hookimpl
 from libcontainer.errors import ConfigError
 from libcontainer.linux.namespaces import CLONE, NAMESPACES, setns, unshare
 
-# user first: the others are then owned by it; mnt last among joins, since
-# it changes the root and would hide the /proc/PID/ns paths of the others
-_JOIN_ORDER = ["NEWUSER", "NEWIPC", "NEWUTS", "NEWNET", "NEWNS"]
+# The core enters these around the fork (core/spawn.py): the init must be
+# born in its PID namespace, and that must be owned by its user namespace.
+_BEFORE_FORK = ("NEWPID", "NEWUSER")
+# mnt last among joins: it changes the root and would hide the /proc/PID/ns
+# paths of the others
+_JOIN_ORDER = ["NEWIPC", "NEWUTS", "NEWNET", "NEWNS"]
 
 
 @hookimpl
@@ -34,11 +37,11 @@ def libcontainer_enter_namespaces(container, process):
         paths = {ns.type: ns.path for ns in container.config.namespaces if ns.path}
         new = CLONE(0)
         for ns in container.config.namespaces:
-            if not ns.path and ns.type not in ("NEWPID", "NEWCGROUP"):
+            if not ns.path and ns.type not in _BEFORE_FORK + ("NEWCGROUP",):
                 new |= NAMESPACES[ns.type][0]
     else:
         paths = {t: p for t, p in container.state["namespaces"].items()
-                 if t not in ("NEWPID", "NEWCGROUP")}
+                 if t not in _BEFORE_FORK + ("NEWCGROUP",)}
         new = CLONE(0)
     # the cgroup namespace waits for the cgroup join (finish_namespaces)
     global _cgroup_ns

@@ -4,13 +4,15 @@ the read-only root.
 Mount flags are the names of mount(8): ro, nosuid, nodev, noexec, bind,
 rbind, ...; propagation is private/rprivate/slave/rslave/shared/rshared.
 """
+import contextlib
+import errno
 import os
 import stat
 
 from libcontainer import hookimpl
 from libcontainer.errors import ConfigError, SetupError
 from libcontainer.linux.mount import MNT_DETACH, MS, mount, pivot_root, umount2
-from libcontainer.rootpath import resolve_in_root
+from libcontainer.rootpath import create_file_in_root, mkdirs_in_root, open_in_root
 
 FLAGS = {
     "ro": (MS.RDONLY, True), "rw": (MS.RDONLY, False),
@@ -56,6 +58,8 @@ def libcontainer_validate_config(config):
         raise ConfigError(f"rootfs: {config.rootfs!r} is not an absolute path")
     if not os.path.isdir(config.rootfs):
         raise ConfigError(f"rootfs: {config.rootfs} does not exist or is not a directory")
+    if not os.access(config.rootfs, os.R_OK | os.X_OK):
+        raise ConfigError(f"rootfs: {config.rootfs} is not readable by uid {os.geteuid()}")
     if config.rootfs_propagation not in PROPAGATION:
         raise ConfigError(f"rootfs_propagation: unknown propagation "
                           f"{config.rootfs_propagation!r}")
@@ -84,30 +88,73 @@ def libcontainer_setup_mounts(container, process):
 
 
 def mount_into(rootfs, m):
-    dest = resolve_in_root(rootfs, m.destination)
+    """Mount `m` inside `rootfs`: the destination is made and opened with the
+    rootfs as ``/`` (core/rootpath.py), and the mount goes onto that fd, so
+    that no symlink -- there or swapped in meanwhile -- leads it outside
+    (CVE-2021-30465)."""
     flags = parse_flags(m.flags, m.destination)
     is_bind = m.device == "bind" or flags & MS.BIND
     if m.device == "proc" or m.device == "sysfs":
         # CVE-2019-19921: never mount procfs/sysfs over a symlink or a file
-        target = os.path.join(rootfs, m.destination.lstrip("/"))
-        if os.path.lexists(target) and (os.path.islink(target) or not os.path.isdir(target)):
-            raise SetupError(f"mount {m.destination}: refusing to mount {m.device} "
-                             f"over a symlink or non-directory")
+        try:
+            fd = open_in_root(rootfs, m.destination, os.O_PATH | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            fd = None
+        if fd is not None:
+            mode = os.fstat(fd).st_mode
+            os.close(fd)
+            if not stat.S_ISDIR(mode):
+                raise SetupError(f"mount {m.destination}: refusing to mount {m.device} "
+                                 f"over a symlink or non-directory")
     if is_bind and not stat.S_ISDIR(os.stat(m.source).st_mode):
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        if not os.path.exists(dest):
-            os.close(os.open(dest, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+        create_file_in_root(rootfs, m.destination)
     else:
-        os.makedirs(dest, exist_ok=True)
-    if is_bind:
-        mount(m.source, dest, None, MS.BIND | (flags & MS.REC))
-        extra = flags & ~(MS.BIND | MS.REC)
-        if extra:
-            mount(None, dest, None, MS.BIND | MS.REMOUNT | extra)
-    else:
-        mount(m.source or m.device, dest, m.device, flags, m.data or None)
-    for p in m.propagation:
-        mount(None, dest, None, PROPAGATION[p])
+        mkdirs_in_root(rootfs, m.destination)
+    with _opened(rootfs, m.destination) as dest:
+        if is_bind:
+            mount(m.source, dest, None, MS.BIND | (flags & MS.REC))
+        else:
+            try:
+                mount(m.source or m.device, dest, m.device, flags, m.data or None)
+            except OSError as e:
+                _mount_fallback(m, dest, flags, e)
+    extra = flags & ~(MS.BIND | MS.REC) if is_bind else 0
+    if extra or m.propagation:
+        # opened again: the fd now leads to the new mount, not beneath it
+        with _opened(rootfs, m.destination) as dest:
+            if extra:
+                mount(None, dest, None, MS.BIND | MS.REMOUNT | extra)
+            for p in m.propagation:
+                mount(None, dest, None, PROPAGATION[p])
+
+
+@contextlib.contextmanager
+def _opened(rootfs, destination):
+    """/proc/self/fd/N of the destination opened inside the rootfs; errors
+    name the destination."""
+    fd = open_in_root(rootfs, destination)
+    try:
+        yield f"/proc/self/fd/{fd}"
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, f"{e.filename} onto {destination}") from None
+    finally:
+        os.close(fd)
+
+
+def _mount_fallback(m, dest, flags, error):
+    """What a user namespace refuses, done the way rootless runtimes do."""
+    if m.device == "sysfs" and error.errno == errno.EPERM:
+        # sysfs needs a network namespace owned by our user namespace
+        mount("/sys", dest, None, MS.BIND | MS.REC)
+        mount(None, dest, None, MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV
+              | MS.NOEXEC)
+        return
+    if m.device == "devpts" and error.errno == errno.EINVAL and "gid=" in m.data:
+        # the tty group is not mapped in this user namespace
+        data = ",".join(o for o in m.data.split(",") if not o.startswith("gid="))
+        mount(m.source or m.device, dest, m.device, flags, data)
+        return
+    raise error
 
 
 @hookimpl

@@ -55,6 +55,14 @@ def _group_id(spec, groups):
     return int(g[2])
 
 
+def _setgroups_allowed():
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() != "deny"
+    except OSError:
+        return True
+
+
 @hookimpl
 def libcontainer_setup_identity(container, process):
     uid, gid, home = 0, 0, "/root"
@@ -66,8 +74,12 @@ def libcontainer_setup_identity(container, process):
         extra += [_group_id(g, groups) for g in process.additional_groups]
     if not any(e.startswith("HOME=") for e in process.env):
         process.env = [*process.env, f"HOME={home}"]
-    # always: the caller's supplementary groups must not leak in
-    os.setgroups(sorted(set(extra)))
+    # always: the caller's supplementary groups must not leak in (unless a
+    # rootless user namespace denies setgroups: then there are none to leak)
+    if _setgroups_allowed():
+        os.setgroups(sorted(set(extra)))
+    elif extra and process.additional_groups:
+        raise SetupError("additional groups need setgroups, which this user namespace denies")
     os.setresgid(gid, gid, gid)
     if uid != 0:
         # keep the permitted set so the capabilities plugin can set it
@@ -79,3 +91,11 @@ def libcontainer_setup_identity(container, process):
         os.chdir(process.cwd)
     except OSError as e:
         raise SetupError(f"cwd {process.cwd!r}: {e.strerror}") from None
+    # CVE-2024-21626: a cwd like /proc/self/fd/N reaches a host directory
+    # through an fd the runtime holds; the kernel has no path under / for it
+    try:
+        inside = os.getcwd().startswith("/")
+    except OSError:
+        inside = False
+    if not inside:
+        raise SetupError(f"cwd {process.cwd!r}: is outside the container")

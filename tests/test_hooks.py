@@ -79,6 +79,17 @@ def test_every_hook_is_called(state_root, make_config):
             container.set(configs.Resources(pids_limit=100))
     finally:
         container.destroy()
+    # a user namespace adds the id-mapping phase
+    maps = [configs.IDMap(0, 200000, 65536)]
+    container = factory.create(unique(), make_config(
+        namespaces=[configs.Namespace(t) for t in ("NEWUSER", "NEWNS", "NEWIPC", "NEWPID", "NEWNET")],
+        hostname="", uid_mappings=maps, gid_mappings=maps))
+    try:
+        p = libcontainer.Process(args=["/bin/true"])
+        container.start(p)
+        assert p.wait() == 0
+    finally:
+        container.destroy()
     os.close(w)
     with os.fdopen(r) as f:
         called = set(f.read().split())

@@ -1,0 +1,91 @@
+"""The last check before execve (CVE-2019-5736): what a container process
+executes must be one of the container's own files.
+
+An image can make its entrypoint /proc/self/exe, a symlink to it, or a
+script whose ``#!`` line names it: execve in the runtime's child would then
+run the runtime's own binary -- the host's Python -- as a container process,
+and the container could open that binary for writing through /proc/PID/exe
+once the runtime exits. Magic links such as /proc/self/fd/N lead to other
+host files the same way. So the program, and each ``#!`` interpreter on the
+way, must not be the runtime's executable and must lie on a mount of the
+container's mount namespace (one listed in its /proc/self/mountinfo).
+
+The check resolves paths as execve will, just before it; a process already
+in the container could still swap a symlink in between. The second line of
+defence is that the runtime's processes are not dumpable until they exec
+(``core/spawn.py``): without CAP_SYS_PTRACE a container process cannot open
+their /proc/PID/exe at all.
+"""
+import os
+import stat
+
+from .errors import SetupError
+from .linux import statx
+
+_MAX_INTERPRETERS = 4     # the kernel's own limit on nested #! is about as deep
+
+
+def _runtime_exe():
+    try:
+        st = os.stat("/proc/self/exe")
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+# taken in the parent, at import: the child may have no /proc of the host
+RUNTIME_EXE = _runtime_exe()
+
+
+def _container_mounts():
+    try:
+        with open("/proc/self/mountinfo") as f:
+            return {int(line.split(None, 1)[0]) for line in f if line.strip()}
+    except OSError:
+        return None     # no /proc in the container: the identity check remains
+
+
+def check(program, env):
+    """Raise SetupError if executing `program` (searched in env's PATH like
+    ``os.execvpe``) could run a file from outside the container."""
+    mounts = _container_mounts()
+    candidates = [program] if "/" in program else \
+        [os.path.join(d, program) for d in os.get_exec_path(env)]
+    for path in candidates:
+        _check(program, path, mounts, 0)
+
+
+def _check(program, path, mounts, depth):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return          # execve fails, or moves on to the next PATH entry
+    if not stat.S_ISREG(st.st_mode):
+        return
+    outside = (st.st_dev, st.st_ino) == RUNTIME_EXE
+    if not outside and mounts is not None:
+        try:
+            mnt = statx.mount_id(path)
+        except OSError:
+            mnt = None
+        outside = mnt is not None and mnt not in mounts
+    if outside:
+        what = f"{program!r}" if depth == 0 else f"{program!r} (through #!{path})"
+        raise SetupError(f"exec {what}: refusing to execute a file from outside the "
+                         f"container (the runtime's own binary or a host file)")
+    if depth < _MAX_INTERPRETERS:
+        interpreter = _interpreter(path)
+        if interpreter:
+            _check(program, interpreter, mounts, depth + 1)
+
+
+def _interpreter(path):
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    words = head[2:].split(b"\n", 1)[0].split()
+    return os.fsdecode(words[0]) if words else None

@@ -402,3 +402,17 @@ def test_plugin_index_cache_follows_installs(tmp_path):
     assert os.listdir(tmp_path / "cache" / "libcontainer")
     again = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert again.stdout == first.stdout
+
+
+def test_logging(bundle, tmp_path):
+    log_file = tmp_path / "log.json"
+    r = nsinit("--log-format", "json", "--log", str(log_file), "--log-level", "info",
+               "exec", "--id", unique(), "/nonexistent", root=str(bundle / "s"), cwd=bundle)
+    assert r.returncode != 0
+    records = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert records[-1]["level"] == "error"
+    assert "/nonexistent" in records[-1]["msg"] and "time" in records[-1]
+    # human-readable on stderr at the chosen level
+    r = nsinit("--log-level", "info", "exec", "--id", unique(), "/bin/true",
+               root=str(bundle / "s"), cwd=bundle)
+    assert r.returncode == 0 and "container started" in r.stderr

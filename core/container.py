@@ -77,8 +77,11 @@ class Container:
             self.save()
             hold_fd = None
             try:
+                before = repr(self.stash)
                 self.pm.hook.libcontainer_pre_clone(container=self, process=process)
-                self.save()
+                if repr(self.stash) != before:      # save what plugins made, if any
+                    self.save()
+                crash_point("pre_clone:parent")
                 if hold:
                     fifo = os.path.join(self.state_dir, st.FIFO)
                     os.mkfifo(fifo, 0o622)
@@ -96,8 +99,9 @@ class Container:
             finally:
                 if hold_fd is not None:
                     os.close(hold_fd)
+            # not saved: with init_pid on disk, a stale creator is ignored
             self.state["creator"] = None
-            self.save()
+        crash_point("post_start:parent")
         self.init_process = process
         if not hold:
             self.pm.hook.libcontainer_post_start(container=self, process=process, pid=pid)
@@ -119,6 +123,7 @@ class Container:
             if not os.path.exists(fifo):
                 raise InvalidState(f"container {self.id} has already been started")
             fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            crash_point("exec:parent")
             try:
                 poller = select.poll()
                 poller.register(fd, select.POLLIN)
@@ -148,7 +153,7 @@ class Container:
     def signal(self, sig=_signal.SIGTERM, all=False):
         self._check("signal")
         pids = self.processes() if all else [self.init_pid]
-        for pid in pids:
+        for pid in (p for p in pids if p > 0):
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
@@ -210,7 +215,8 @@ class Container:
             if status == st.PAUSED:
                 self.pm.call_each("libcontainer_thaw", container=self)
             if status != st.STOPPED:
-                for pid in set(self.processes()) | {self.init_pid}:
+                # never 0 or negative: os.kill would signal a process group
+                for pid in {p for p in (*self.processes(), self.init_pid) if p > 0}:
                     try:
                         os.kill(pid, _signal.SIGKILL)
                     except ProcessLookupError:
@@ -218,8 +224,10 @@ class Container:
                 self._wait_init_gone()
             elif self.init_pid:
                 self._reap_init()
+            crash_point("destroy:teardown")
             errors = self._teardown()
             self._remove_fifo()
+            crash_point("destroy:rmtree")
             shutil.rmtree(self.state_dir, ignore_errors=True)
         if errors:
             raise LibcontainerError("destroy: " + "; ".join(f"{n}: {e}" for n, e in errors))
@@ -228,6 +236,8 @@ class Container:
         return self.pm.call_each("libcontainer_teardown", container=self)
 
     def _reap_init(self):
+        if self.init_pid <= 0:
+            return
         try:
             os.waitpid(self.init_pid, os.WNOHANG)
         except ChildProcessError:
@@ -235,6 +245,8 @@ class Container:
 
     def _wait_init_gone(self, timeout=10.0):
         pid, start = self.init_pid, self.state.get("init_start_time")
+        if pid <= 0:
+            return      # waitpid(0) would wait for any child of our group
         try:
             os.waitpid(pid, 0)
             if self.init_process is not None and self.init_process.returncode is None:
@@ -259,6 +271,13 @@ class Container:
         except OSError as e:
             if e.errno != errno.ENOENT:
                 raise
+
+
+def crash_point(name):
+    """Test-only fault injection (as core/spawn.py's): SIGKILL this process
+    at the named point when LIBCONTAINER_TEST_CRASH_AT names it."""
+    if os.environ.get("LIBCONTAINER_TEST_CRASH_AT") == name:
+        os.kill(os.getpid(), _signal.SIGKILL)
 
 
 def _now():

@@ -32,6 +32,7 @@ class Container:
         self.state = state
         self.state_dir = os.path.join(factory.root, id)
         self.init_process = None
+        self._joined = []       # processes this object forked with run()
 
     # -- state ------------------------------------------------------------
     @property
@@ -146,6 +147,7 @@ class Container:
             self._check("run")
             process.init = False
             pid = spawn(self, process, self.pm)
+            self._joined = [p for p in self._joined if p.returncode is None] + [process]
         self.pm.hook.libcontainer_post_start(container=self, process=process, pid=pid)
         return pid
 
@@ -221,6 +223,7 @@ class Container:
                         os.kill(pid, _signal.SIGKILL)
                     except ProcessLookupError:
                         pass
+                self._reap_joined()
                 self._wait_init_gone()
             elif self.init_pid:
                 self._reap_init()
@@ -234,6 +237,19 @@ class Container:
 
     def _teardown(self):
         return self.pm.call_each("libcontainer_teardown", container=self)
+
+    def _reap_joined(self):
+        """Kill and reap the processes we joined into the container: a dying
+        init waits for every process of its PID namespace to be reaped, and
+        ours can only be reaped by us."""
+        for p in self._joined:
+            try:
+                if p.poll() is None:
+                    os.kill(p.pid, _signal.SIGKILL)
+                    p.wait()
+            except (ProcessLookupError, ChildProcessError, LibcontainerError):
+                pass    # reaped elsewhere already
+        self._joined = []
 
     def _reap_init(self):
         if self.init_pid <= 0:

@@ -31,7 +31,8 @@ class Factory:
         return self._pm
 
     def validate(self, config):
-        self.plugin_manager.hook.libcontainer_validate_config(config=config)
+        pm = self.plugin_manager
+        pm.hook.libcontainer_validate_config(config=config, registry=pm.registry)
 
     def create(self, id, config):
         validate_id(id)

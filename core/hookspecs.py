@@ -46,9 +46,10 @@ def libcontainer_register(registry: "Registry") -> None:
 # --------------------------------------------------------------------------
 
 @hookspec
-def libcontainer_validate_config(config: "Config") -> None:
+def libcontainer_validate_config(config: "Config", registry: "Registry") -> None:
     """Check the part of the config this plugin owns; raise ``ConfigError``
-    naming the field (``"cgroups.resources.memory: ..."``).
+    naming the field (``"cgroups.resources.memory: ..."``). ``registry``
+    holds the backends of this plugin manager (is the named driver there?).
 
     Runs in the parent from ``factory.create``, before anything exists."""
 

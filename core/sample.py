@@ -15,7 +15,7 @@ def config(rootfs="rootfs"):
         namespaces=[configs.Namespace(t) for t in ns],
         capabilities=list(DEFAULT_CAPABILITIES),
         networks=[configs.Network(type="loopback")],
-        cgroups=configs.Cgroup(name="nsinit", parent="/libcontainer"),
+        cgroups=configs.Cgroup(parent="/libcontainer"),     # named after the container id
         rlimits=[configs.Rlimit(type="RLIMIT_NOFILE", hard=1024, soft=1024)],
         mask_paths=list(configs.DEFAULT_MASK_PATHS),
         readonly_paths=list(configs.DEFAULT_READONLY_PATHS),

@@ -55,6 +55,7 @@ _CRASH_AT = os.environ.get("LIBCONTAINER_TEST_CRASH_AT", "")
 def crash_point(name):
     if _CRASH_AT and _CRASH_AT == name:
         os.kill(os.getpid(), signal.SIGKILL)
+        os._exit(137)   # PID 1 of a new PID namespace ignores its own SIGKILL
 
 
 class Channel:

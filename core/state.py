@@ -114,8 +114,29 @@ class Lock:
     def __enter__(self):
         self.fd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
+        _held.add(self.fd)
         return self
 
     def __exit__(self, *exc):
+        _held.discard(self.fd)
         os.close(self.fd)
         self.fd = None
+
+
+# fds of the locks this process holds. A forked child (an init held for
+# `start`, which outlives its creator) closes its copies: a flock belongs to
+# the open file, so the child's copy would keep the lock after the parent's
+# __exit__ and every later operation on the container would wait forever.
+_held = set()
+
+
+def _close_held_locks():
+    for fd in _held:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_close_held_locks)

@@ -31,7 +31,7 @@ class Recorder:
 def _make_impl(name):
     spec_args = {
         "libcontainer_register": "registry",
-        "libcontainer_validate_config": "config",
+        "libcontainer_validate_config": "config, registry",
         "libcontainer_processes": "container",
         "libcontainer_stats": "container, stats",
         "libcontainer_freeze": "container",

@@ -307,3 +307,15 @@ def test_joined_user_with_host_dev_null_stdin(running):
     after = os.stat("/dev/null")
     assert (after.st_uid, after.st_gid, after.st_mode) == (before.st_uid, before.st_gid,
                                                           before.st_mode)
+
+
+def test_destroy_with_live_joined_process(factory, make_config):
+    """The dying init waits for the joined process, which only we can reap:
+    destroy must reap it rather than deadlock."""
+    container = factory.create(unique(), make_config())
+    container.start(libcontainer.Process(args=["/bin/sleep", "60"]))
+    joined = libcontainer.Process(args=["/bin/sleep", "60"])
+    container.run(joined)
+    container.destroy()
+    assert joined.returncode == 137
+    assert container.init_process.wait() == 137

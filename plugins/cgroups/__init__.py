@@ -1,0 +1,230 @@
+"""Cgroups: put the container in its cgroup and operate on it through a
+driver chosen per container.
+
+The driver is ``config.cgroups.driver`` if set, else the environment
+variable ``LIBCONTAINER_CGROUP_DRIVER``, else what the host has: v2 on a
+unified host, v1 on a legacy or hybrid one (detected by filesystem type in
+/proc/self/mountinfo). Drivers are backends in the registry
+(``cgroup_driver``), offered by the ``cgroups_v1`` and ``cgroups_v2``
+plugins. The chosen driver and the cgroup's paths are kept in
+``container.stash["cgroups"]``, so later operations from any process use
+the same ones. A config without ``cgroups`` gets no cgroup.
+"""
+import os
+import re
+
+from libcontainer import hookimpl
+from libcontainer.errors import ConfigError, LibcontainerError, PluginError
+
+from . import common
+
+STASH = "cgroups"
+
+_CPUSET = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+_PAGE_SIZE = re.compile(r"^\d+[KMG]B$")
+_UNIFIED_KEY = re.compile(r"^[a-z_]+\.[a-z0-9_.]+$")
+
+
+def driver_name(cgroup):
+    """(name, where it came from) of the driver for `cgroup`."""
+    if cgroup.driver:
+        return cgroup.driver, "cgroups.driver"
+    env = os.environ.get(common.DRIVER_ENV, "").strip()
+    if env:
+        return env, common.DRIVER_ENV
+    return common.detect(), "cgroups.driver"
+
+
+def _driver(registry, cgroup):
+    name, where = driver_name(cgroup)
+    if registry is None:
+        raise ConfigError(f"{where}: no cgroup driver is registered")
+    try:
+        return registry.get("cgroup_driver", name)
+    except PluginError as e:
+        hint = f" (is the cgroups_{name} plugin disabled?)" if name in ("v1", "v2") else ""
+        raise ConfigError(f"{where}: {e}{hint}") from None
+
+
+def _manager(container):
+    stash = container.stash.get(STASH)
+    if not stash:
+        return None
+    try:
+        driver = container.pm.registry.get("cgroup_driver", stash["driver"])
+    except PluginError as e:
+        raise LibcontainerError(f"container {container.id}: cgroups: {e}") from None
+    return driver.load(stash)
+
+
+def _need_manager(container, op):
+    m = _manager(container)
+    if m is None:
+        raise LibcontainerError(f"cannot {op} container {container.id}: it has no cgroup "
+                                f"(config.cgroups is not set)")
+    return m
+
+
+# -- configuration ---------------------------------------------------------
+
+@hookimpl
+def libcontainer_validate_config(config, registry):
+    cg = config.cgroups
+    if cg is None:
+        return
+    _check_values(cg)
+    driver = _driver(registry, cg)
+    try:
+        driver.check(cg)
+    except ConfigError as e:
+        name, where = driver_name(cg)
+        if where == common.DRIVER_ENV and str(e).startswith("cgroups.driver: "):
+            raise ConfigError(f"{where}={name}: {str(e)[len('cgroups.driver: '):]}") from None
+        raise
+
+
+def _check_values(cg):
+    for field in ("path", "parent"):
+        value = getattr(cg, field)
+        if ".." in value.split("/"):
+            raise ConfigError(f"cgroups.{field}: {value!r} may not contain '..'")
+    if cg.path and (not cg.path.startswith("/") or os.path.normpath(cg.path) == "/"):
+        raise ConfigError(f"cgroups.path: {cg.path!r} is not an absolute cgroup path "
+                          f"below the root (like /mygroup/c1)")
+    if "/" in cg.name or cg.name == "..":
+        raise ConfigError(f"cgroups.name: {cg.name!r} may not contain '/'")
+    r, R = cg.resources, "cgroups.resources."
+    for field in ("memory", "memory_reservation", "pids_limit"):
+        if getattr(r, field) < -1:
+            raise ConfigError(f"{R}{field}: {getattr(r, field)} is not a limit (-1: unlimited)")
+    if r.memory_swap < -1:
+        raise ConfigError(f"{R}memory_swap: {r.memory_swap} is not a limit (-1: unlimited)")
+    if r.memory_swap > 0 and r.memory > 0 and r.memory_swap < r.memory:
+        raise ConfigError(f"{R}memory_swap: {r.memory_swap} is below memory ({r.memory}); "
+                          f"it limits memory+swap, as in cgroup v1")
+    if r.cpu_shares and not 2 <= r.cpu_shares <= 262144:
+        raise ConfigError(f"{R}cpu_shares: {r.cpu_shares} is outside 2-262144")
+    if r.cpu_weight and not 1 <= r.cpu_weight <= 10000:
+        raise ConfigError(f"{R}cpu_weight: {r.cpu_weight} is outside 1-10000")
+    if r.cpu_quota and r.cpu_quota != -1 and r.cpu_quota < 1000:
+        raise ConfigError(f"{R}cpu_quota: {r.cpu_quota} is below 1000 us (-1: unlimited)")
+    if r.cpu_period and not 1000 <= r.cpu_period <= 1000000:
+        raise ConfigError(f"{R}cpu_period: {r.cpu_period} is outside 1000-1000000 us")
+    for field in ("cpuset_cpus", "cpuset_mems"):
+        value = getattr(r, field)
+        if value and not _CPUSET.match(value.replace(" ", "")):
+            raise ConfigError(f"{R}{field}: {value!r} is not a list like 0-3,6")
+    if r.blkio_weight and not 10 <= r.blkio_weight <= 1000:
+        raise ConfigError(f"{R}blkio_weight: {r.blkio_weight} is outside 10-1000")
+    for i, w in enumerate(r.blkio_weight_device):
+        if not 10 <= w.weight <= 1000:
+            raise ConfigError(f"{R}blkio_weight_device[{i}].weight: {w.weight} is outside 10-1000")
+        _check_dev(w, f"{R}blkio_weight_device[{i}]")
+    for field in ("read_bps", "write_bps", "read_iops", "write_iops"):
+        name = f"blkio_throttle_{field}_device"
+        for i, t in enumerate(getattr(r, name)):
+            _check_dev(t, f"{R}{name}[{i}]")
+            if t.rate < 0:
+                raise ConfigError(f"{R}{name}[{i}].rate: {t.rate} is negative")
+    for i, h in enumerate(r.hugetlb_limit):
+        if not _PAGE_SIZE.match(h.page_size):
+            raise ConfigError(f"{R}hugetlb_limit[{i}].page_size: {h.page_size!r} is not a "
+                              f"size like 2MB or 1GB")
+        if h.limit < 0:
+            raise ConfigError(f"{R}hugetlb_limit[{i}].limit: {h.limit} is negative")
+    for key in r.unified:
+        if not _UNIFIED_KEY.match(key) or key in ("cgroup.procs", "cgroup.threads",
+                                                  "cgroup.subtree_control", "cgroup.kill"):
+            raise ConfigError(f"{R}unified.{key}: not a cgroup v2 setting we may write")
+    if r.freezer not in ("", "FROZEN", "THAWED"):
+        raise ConfigError(f"{R}freezer: {r.freezer!r} is not FROZEN or THAWED")
+    for i, d in enumerate(cg.allowed_devices or []):
+        where = f"cgroups.allowed_devices[{i}]"
+        if d.type not in ("a", "b", "c"):
+            raise ConfigError(f"{where}.type: {d.type!r} is not one of a, b, c")
+        if not d.permissions or set(d.permissions) - set("rwm"):
+            raise ConfigError(f"{where}.permissions: {d.permissions!r} is not a combination "
+                              f"of r, w, m")
+        _check_dev(d, where, wildcard=True)
+
+
+def _check_dev(d, where, wildcard=False):
+    for field in ("major", "minor"):
+        value = getattr(d, field)
+        if value < (-1 if wildcard else 0) or value >= 1 << 32:
+            raise ConfigError(f"{where}.{field}: {value} is not a device number")
+
+
+# -- creating ----------------------------------------------------------------
+
+@hookimpl
+def libcontainer_pre_clone(container, process):
+    cg = container.config.cgroups
+    if cg is None:
+        return
+    manager = _driver(container.pm.registry, cg).new(common.cgroup_path(cg, container.id))
+    # recorded (and saved) before anything is made: a failure half-way, even
+    # a killed runtime, is torn down from it
+    container.stash[STASH] = manager.stash()
+    container.save()
+    try:
+        manager.apply(cg)
+    finally:
+        container.stash[STASH] = manager.stash()
+
+
+@hookimpl
+def libcontainer_post_clone(container, process, pid):
+    manager = _manager(container)
+    if manager is not None:
+        manager.add_task(pid)
+
+
+# -- operating -----------------------------------------------------------------
+
+@hookimpl
+def libcontainer_processes(container):
+    manager = _manager(container)
+    return None if manager is None else manager.pids()
+
+
+@hookimpl
+def libcontainer_stats(container, stats):
+    manager = _manager(container)
+    if manager is not None:
+        stats.update(manager.stats())
+
+
+@hookimpl
+def libcontainer_freeze(container):
+    _need_manager(container, "pause").freeze()
+
+
+@hookimpl
+def libcontainer_thaw(container):
+    _need_manager(container, "resume").thaw()
+
+
+@hookimpl
+def libcontainer_update(container, resources):
+    cg = container.config.cgroups
+    if cg is None:
+        _need_manager(container, "update")
+    new = type(cg)(**{**vars(cg), "resources": resources})
+    _check_values(new)
+    manager = _need_manager(container, "update")
+    manager.update(resources)
+    if resources.freezer == "FROZEN":
+        manager.freeze()
+    elif resources.freezer == "THAWED":
+        manager.thaw()
+
+
+# -- the end ---------------------------------------------------------------------
+
+@hookimpl
+def libcontainer_teardown(container):
+    manager = _manager(container)
+    if manager is not None:
+        manager.remove()
+        container.stash.pop(STASH, None)

@@ -1,0 +1,311 @@
+"""The cgroup v1 driver: one directory per mounted controller
+(/sys/fs/cgroup/<controller>/<path>), limits written to each controller's
+files, device rules through the devices controller, pause through the
+freezer controller."""
+import os
+import time
+
+from libcontainer import hookimpl
+from libcontainer.errors import ConfigError
+from libcontainer.plugins.cgroups import common
+from libcontainer.plugins.cgroups.common import CgroupError, write
+
+NAME = "v1"
+R = "cgroups.resources."
+
+
+class Driver:
+    name = NAME
+
+    def check(self, cgroup):
+        """Raise ConfigError when this host cannot give `cgroup` what it asks."""
+        if common.mode() == "unified":
+            raise ConfigError("cgroups.driver: cgroup v1 is not available on this host "
+                              "(it has the unified cgroup v2 hierarchy)")
+        if cgroup.resources.unified:
+            raise ConfigError("cgroups.resources.unified: raw cgroup v2 keys need the v2 driver "
+                              "(this host uses cgroup v1)")
+        mounted = common.v1_hierarchies()
+        for ctrl, field in common.controllers_needed(cgroup).items():
+            if ctrl not in mounted:
+                raise ConfigError(f"{field}: the {ctrl} cgroup controller is not mounted "
+                                  f"on this host")
+
+    def new(self, path):
+        dirs = {c: os.path.join(point, path.lstrip("/"))
+                for c, (point, _root) in common.v1_hierarchies().items()}
+        return Manager(path, dirs, [])
+
+    def load(self, stash):
+        return Manager(stash["path"], stash["dirs"], stash.get("created", []))
+
+
+class Manager:
+    def __init__(self, path, dirs, created):
+        self.path = path
+        self.dirs = dirs            # controller -> directory
+        self.created = created      # directories this container made, outermost first
+
+    def stash(self):
+        return {"driver": NAME, "path": self.path, "dirs": self.dirs, "created": self.created}
+
+    def _unique_dirs(self):
+        return sorted(set(self.dirs.values()))
+
+    # -- creating -------------------------------------------------------------
+    def apply(self, cgroup):
+        """Create the directories, then write resources and device rules."""
+        for d in self._unique_dirs():
+            made = common.makedirs(d[:len(d) - len(self.path)], self.path)
+            self.created.extend(made)
+            if d not in made:
+                common.check_unused(d)
+        if "cpuset" in self.dirs:
+            self._init_cpuset()
+        self._resources(cgroup.resources, update=False)
+        self._devices(cgroup)
+
+    def _init_cpuset(self):
+        # a new v1 cpuset starts empty: copy cpus and mems down from the parent
+        d = self.dirs["cpuset"]
+        chain = []
+        while (common.read(d, "cpuset.cpus") or "").strip() == "" and d not in chain:
+            chain.append(d)
+            d = os.path.dirname(d)
+        for d in reversed(chain):
+            parent = os.path.dirname(d)
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                if (common.read(d, name) or "").strip() == "":
+                    write(d, name, common.read(parent, name).strip(), "cgroups.resources." +
+                          name.replace(".", "_"))
+
+    def update(self, resources):
+        self._resources(resources, update=True)
+
+    def _resources(self, r, update):
+        if r.unified:
+            raise CgroupError(R + "unified: raw cgroup v2 keys need the v2 driver "
+                              "(this container uses cgroup v1)")
+        mem = self.dirs.get("memory")
+        if r.memory or r.memory_swap:
+            self._memory(r.memory, r.memory_swap)
+        if r.memory_reservation:
+            write(mem, "memory.soft_limit_in_bytes", r.memory_reservation,
+                  R + "memory_reservation")
+        if r.oom_kill_disable or (update and mem and "oom_kill_disable 1" in
+                                  (common.read(mem, "memory.oom_control") or "")):
+            write(mem, "memory.oom_control", int(r.oom_kill_disable), R + "oom_kill_disable")
+        cpu = self.dirs.get("cpu")
+        if r.cpu_shares:
+            write(cpu, "cpu.shares", r.cpu_shares, R + "cpu_shares")
+        elif r.cpu_weight:
+            write(cpu, "cpu.shares", common.weight_to_shares(r.cpu_weight), R + "cpu_weight")
+        if r.cpu_period:
+            write(cpu, "cpu.cfs_period_us", r.cpu_period, R + "cpu_period")
+        if r.cpu_quota:
+            write(cpu, "cpu.cfs_quota_us", r.cpu_quota, R + "cpu_quota")
+        cpuset = self.dirs.get("cpuset")
+        if r.cpuset_cpus:
+            write(cpuset, "cpuset.cpus", r.cpuset_cpus, R + "cpuset_cpus")
+        if r.cpuset_mems:
+            write(cpuset, "cpuset.mems", r.cpuset_mems, R + "cpuset_mems")
+        if r.pids_limit:
+            write(self.dirs.get("pids"), "pids.max",
+                  "max" if r.pids_limit == -1 else r.pids_limit, R + "pids_limit")
+        self._blkio(r)
+        for h in r.hugetlb_limit:
+            write(self.dirs.get("hugetlb"), f"hugetlb.{h.page_size}.limit_in_bytes", h.limit,
+                  R + "hugetlb_limit")
+
+    def _memory(self, limit, swap):
+        d = self.dirs.get("memory")
+        if d is None:
+            raise CgroupError(R + "memory: the memory cgroup controller is not mounted "
+                              "on this host")
+        steps = []
+        if limit:
+            steps.append(("memory.limit_in_bytes", limit, R + "memory"))
+        if swap:
+            if common.read(d, "memory.memsw.limit_in_bytes") is None:
+                raise CgroupError(R + "memory_swap: swap accounting is not enabled on this "
+                                  "host (no memory.memsw.limit_in_bytes)")
+            # memory+swap must never be below memory: raise it first, lower it last
+            current = common.read_int(d, "memory.memsw.limit_in_bytes")
+            step = ("memory.memsw.limit_in_bytes", swap, R + "memory_swap")
+            if swap == -1 or current is None or swap >= current:
+                steps.insert(0, step)
+            else:
+                steps.append(step)
+        for name, value, setting in steps:
+            write(d, name, value, setting)
+
+    def _blkio(self, r):
+        d = self.dirs.get("blkio")
+        if r.blkio_weight or r.blkio_weight_device:
+            prefix = "blkio." if os.path.exists(os.path.join(d or "", "blkio.weight")) \
+                else "blkio.bfq."
+            if r.blkio_weight:
+                write(d, prefix + "weight", r.blkio_weight, R + "blkio_weight")
+            for w in r.blkio_weight_device:
+                write(d, prefix + "weight_device", f"{w.major}:{w.minor} {w.weight}",
+                      R + "blkio_weight_device")
+        for field, name in (("read_bps", "read_bps_device"), ("write_bps", "write_bps_device"),
+                            ("read_iops", "read_iops_device"),
+                            ("write_iops", "write_iops_device")):
+            for t in getattr(r, f"blkio_throttle_{field}_device"):
+                write(d, f"blkio.throttle.{name}", f"{t.major}:{t.minor} {t.rate}",
+                      f"{R}blkio_throttle_{field}_device")
+
+    def _devices(self, cgroup):
+        d = self.dirs.get("devices")
+        rules = common.device_rules(cgroup)
+        if d is None:
+            return      # check() refused configs that need it
+        if rules is None:
+            write(d, "devices.allow", "a", "cgroups.allow_all_devices")
+            return
+        write(d, "devices.deny", "a", "cgroups.allowed_devices")
+        for i, rule in enumerate(rules):
+            write(d, "devices.allow" if rule.allow else "devices.deny", common.v1_rule(rule),
+                  f"cgroups.allowed_devices[{i}]")
+
+    # -- running -----------------------------------------------------------------
+    def add_task(self, pid):
+        for d in self._unique_dirs():
+            write(d, "cgroup.procs", pid, f"cgroups: adding pid {pid} to {d}")
+
+    def pids(self):
+        pids = set()
+        for d in self._unique_dirs():
+            for top, _dirs, _files in os.walk(d):
+                pids.update(common.read_pids(top))
+        return sorted(pids)
+
+    def freeze(self, timeout=10.0):
+        d = self._freezer()
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            # writing FROZEN again nudges a freeze that stalls in FREEZING
+            write(d, "freezer.state", "FROZEN", "cgroups: freezing")
+            time.sleep(delay)
+            if (common.read(d, "freezer.state") or "").strip() == "FROZEN":
+                return
+            if time.monotonic() > deadline:
+                write(d, "freezer.state", "THAWED", "cgroups: thawing")
+                raise CgroupError(f"cgroups: {d} did not freeze within {timeout:g} s")
+            delay = min(delay * 2, 0.05)
+
+    def thaw(self):
+        write(self._freezer(), "freezer.state", "THAWED", "cgroups: thawing")
+
+    def _freezer(self):
+        d = self.dirs.get("freezer")
+        if d is None:
+            raise CgroupError("cgroups: the freezer controller is not mounted on this host")
+        return d
+
+    def stats(self):
+        s = common.empty_stats()
+        self._cpu_stats(s)
+        self._memory_stats(s)
+        pids = self.dirs.get("pids")
+        if pids:
+            s["pids"]["current"] = common.read_int(pids, "pids.current", 0)
+            s["pids"]["limit"] = common.read_int(pids, "pids.max")
+        self._blkio_stats(s)
+        hugetlb = self.dirs.get("hugetlb")
+        if hugetlb:
+            for name in sorted(os.listdir(hugetlb)):
+                if name.startswith("hugetlb.") and name.endswith(".usage_in_bytes"):
+                    size = name.split(".")[1]
+                    s["hugetlb"][size] = {
+                        "usage": common.read_int(hugetlb, name, 0),
+                        "max_usage": common.read_int(hugetlb,
+                                                     f"hugetlb.{size}.max_usage_in_bytes"),
+                        "failcnt": common.read_int(hugetlb, f"hugetlb.{size}.failcnt", 0)}
+        return s
+
+    def _cpu_stats(self, s):
+        cpu = s["cpu"]
+        acct = self.dirs.get("cpuacct")
+        if acct:
+            cpu["usage_ns"] = common.read_int(acct, "cpuacct.usage", 0)
+            cpu["per_cpu_ns"] = [int(x) for x in
+                                 (common.read(acct, "cpuacct.usage_percpu") or "").split()]
+            user = common.read_int(acct, "cpuacct.usage_user")
+            if user is not None:
+                cpu["user_ns"] = user
+                cpu["system_ns"] = common.read_int(acct, "cpuacct.usage_sys", 0)
+            else:   # older kernels: clock ticks in cpuacct.stat
+                ticks = common.read_keyed(acct, "cpuacct.stat")
+                ns = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+                cpu["user_ns"] = ticks.get("user", 0) * ns
+                cpu["system_ns"] = ticks.get("system", 0) * ns
+        if self.dirs.get("cpu"):
+            st = common.read_keyed(self.dirs["cpu"], "cpu.stat")
+            cpu["periods"] = st.get("nr_periods", 0)
+            cpu["throttled_periods"] = st.get("nr_throttled", 0)
+            cpu["throttled_ns"] = st.get("throttled_time", 0)
+
+    def _memory_stats(self, s):
+        d = self.dirs.get("memory")
+        if not d:
+            return
+        m = s["memory"]
+        raw = common.read_keyed(d, "memory.stat")
+        usage = common.read_int(d, "memory.usage_in_bytes", 0)
+        limit = common.v1_limit(common.read_int(d, "memory.limit_in_bytes"))
+        m.update(usage=usage, max_usage=common.read_int(d, "memory.max_usage_in_bytes"),
+                 limit=limit, failcnt=common.read_int(d, "memory.failcnt", 0),
+                 cache=raw.get("total_cache", raw.get("cache", 0)),
+                 rss=raw.get("total_rss", raw.get("rss", 0)))
+        memsw = common.read_int(d, "memory.memsw.usage_in_bytes")
+        if memsw is not None:
+            m["swap_usage"] = max(memsw - usage, 0)
+            swap_limit = common.v1_limit(common.read_int(d, "memory.memsw.limit_in_bytes"))
+            m["swap_limit"] = None if swap_limit is None or limit is None \
+                else max(swap_limit - limit, 0)
+        oom = common.read_keyed(d, "memory.oom_control")
+        # v1 counts kills only; an OOM event without a kill is not recorded
+        m["oom_kills"] = m["oom_events"] = oom.get("oom_kill", 0)
+
+    def _blkio_stats(self, s):
+        d = self.dirs.get("blkio")
+        if not d:
+            return
+        for name, kind in (("io_service_bytes", "bytes"), ("io_serviced", "ops")):
+            text = common.read(d, f"blkio.throttle.{name}_recursive")
+            if text is None:
+                text = common.read(d, f"blkio.throttle.{name}") or ""
+            for line in text.splitlines():
+                parts = line.split()
+                if len(parts) != 3 or parts[1] not in ("Read", "Write") or ":" not in parts[0]:
+                    continue
+                major, minor = (int(x) for x in parts[0].split(":"))
+                entry = common.blkio_device(s, major, minor)
+                entry[f"{parts[1].lower()}_{kind}"] += int(parts[2])
+        common.blkio_totals(s)
+
+    # -- the end ------------------------------------------------------------------
+    def remove(self):
+        dirs = [d for d in self._unique_dirs() if os.path.isdir(d)]
+        common.kill_all(dirs)
+        freezer = self.dirs.get("freezer")
+        if freezer and (common.read(freezer, "freezer.state") or "THAWED").strip() != "THAWED":
+            write(freezer, "freezer.state", "THAWED", "cgroups: thawing")
+        errors = []
+        for d in dirs:
+            try:
+                common.rmdir_tree(d, before_retry=lambda d=d: common.kill_all([d]))
+            except CgroupError as e:
+                errors.append(str(e))
+        leaves = set(self._unique_dirs())
+        common.rmdir_parents([c for c in self.created if c not in leaves])
+        if errors:
+            raise CgroupError("; ".join(errors))
+
+
+@hookimpl
+def libcontainer_register(registry):
+    registry.add("cgroup_driver", NAME, Driver())

@@ -6,13 +6,11 @@ from the system, check the operation is allowed in it, do it, save.
 import errno
 import os
 import select
-import shutil
 import signal as _signal
 import time
 
 from . import state as st
 from .errors import InvalidState, LibcontainerError, SetupError
-from .linux.namespaces import NAMESPACES
 
 # status -> operations allowed in it
 ALLOWED = {
@@ -28,13 +26,27 @@ class Container:
     def __init__(self, factory, id, config, state):
         self.factory = factory
         self.id = id
-        self.config = config
+        self._config = config       # None: parsed from state["config"] when needed
         self.state = state
         self.state_dir = os.path.join(factory.root, id)
         self.init_process = None
         self._joined = []       # processes this object forked with run()
 
     # -- state ------------------------------------------------------------
+    @property
+    def config(self):
+        # parsed lazily: kill and state need none of it, and building ~20
+        # dataclasses costs milliseconds on every CLI call
+        if self._config is None:
+            from .configs import Config
+            self._config = Config.from_dict(self.state.get("config"),
+                                            where=f"{self.id}/state.json config")
+        return self._config
+
+    @config.setter
+    def config(self, value):
+        self._config = value
+
     @property
     def pm(self):
         return self.factory.plugin_manager
@@ -109,6 +121,7 @@ class Container:
         return pid
 
     def _record_init(self, pid):
+        from .linux.namespaces import NAMESPACES
         self.state.update(init_pid=pid, init_start_time=st.proc_stat(pid)[1],
                           created=self.state.get("created") or _now())
         self.state["namespaces"] = {
@@ -231,6 +244,7 @@ class Container:
             errors = self._teardown()
             self._remove_fifo()
             crash_point("destroy:rmtree")
+            import shutil
             shutil.rmtree(self.state_dir, ignore_errors=True)
         if errors:
             raise LibcontainerError("destroy: " + "; ".join(f"{n}: {e}" for n, e in errors))

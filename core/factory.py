@@ -3,7 +3,6 @@ import os
 import re
 
 from . import state as st
-from .configs import Config
 from .container import Container
 from .errors import ConfigError, ContainerExists, ContainerNotExists, LibcontainerError
 
@@ -35,6 +34,7 @@ class Factory:
         pm.hook.libcontainer_validate_config(config=config, registry=pm.registry)
 
     def create(self, id, config):
+        from .configs import Config
         validate_id(id)
         if not isinstance(config, Config):
             raise ConfigError("config must be a libcontainer.configs.Config")
@@ -63,8 +63,10 @@ class Factory:
         except (OSError, ValueError) as e:
             raise LibcontainerError(f"container {id}: state.json is unreadable or corrupt "
                                     f"({e}); 'destroy' can still remove it") from None
-        return Container(self, id, Config.from_dict(state.get("config"),
-                                                    where=f"{id}/state.json config"), state)
+        if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+            raise LibcontainerError(f"container {id}: state.json is corrupt (no config); "
+                                    f"'destroy' can still remove it")
+        return Container(self, id, None, state)
 
     def list(self):
         try:

@@ -42,15 +42,21 @@ class Registry:
         return sorted(self._items.get(kind, {}))
 
 
+def _search_path():
+    # sys.path[0] is the script's directory (or "" for -c): it changes with
+    # every caller and holds no installed distributions
+    return sys.path[1:]
+
+
 def _cache_path():
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    digest = hashlib.sha1("\0".join([sys.prefix, *sys.path]).encode()).hexdigest()[:16]
+    digest = hashlib.sha1("\0".join([sys.prefix, *_search_path()]).encode()).hexdigest()[:16]
     return os.path.join(base, "libcontainer", f"plugins-{digest}.json")
 
 
 def _path_key():
     key = []
-    for p in sys.path:
+    for p in _search_path():
         try:
             key.append([p, os.stat(p or ".").st_mtime_ns])
         except OSError:

@@ -38,9 +38,21 @@ class CgroupError(LibcontainerError):
 
 # -- where the hierarchies are ------------------------------------------------
 
+_mounts_cache = {}
+
+
 def mounts():
     """{mountpoint: (fstype, root, super options)} of the visible cgroup
-    mounts: the last mount on a path hides earlier ones."""
+    mounts: the last mount on a path hides earlier ones. Parsed once per
+    mount namespace: the runtime never mounts cgroup hierarchies itself."""
+    ns = os.readlink("/proc/self/ns/mnt")
+    if ns not in _mounts_cache:
+        _mounts_cache.clear()
+        _mounts_cache[ns] = _parse_mounts()
+    return _mounts_cache[ns]
+
+
+def _parse_mounts():
     seen = {}
     with open("/proc/self/mountinfo") as f:
         for line in f:

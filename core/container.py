@@ -10,7 +10,7 @@ import signal as _signal
 import time
 
 from . import state as st
-from .errors import InvalidState, LibcontainerError, SetupError
+from .errors import ContainerNotExists, InvalidState, LibcontainerError, SetupError
 
 # status -> operations allowed in it
 ALLOWED = {
@@ -66,7 +66,16 @@ class Container:
     def save(self):
         st.write(self.state_dir, self.state)
 
+    def _reload(self):
+        """What another process saved meanwhile (the init it started, what
+        its plugins made) wins over our copy: called under the lock."""
+        try:
+            self.state.update(st.read(self.state_dir))
+        except (OSError, TypeError, ValueError):
+            pass        # gone or unreadable: act on what we have
+
     def _check(self, op):
+        self._reload()
         status = self.status()
         if op not in ALLOWED[status]:
             if status == st.STOPPED:
@@ -137,6 +146,9 @@ class Container:
             if not os.path.exists(fifo):
                 raise InvalidState(f"container {self.id} has already been started")
             fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            # opening released the init: a runtime killed from here on must
+            # not leave a fifo that says "created"
+            self._remove_fifo()
             crash_point("exec:parent")
             try:
                 poller = select.poll()
@@ -147,7 +159,6 @@ class Container:
                 os.read(fd, 1)
             finally:
                 os.close(fd)
-            self._remove_fifo()
         self.pm.hook.libcontainer_post_start(container=self, process=self.init_process,
                                              pid=self.init_pid)
 
@@ -225,11 +236,17 @@ class Container:
         dir. Idempotent; works whatever state the container is in."""
         if not os.path.isdir(self.state_dir):
             return
-        with st.Lock(self.state_dir):
+        try:
+            lock = st.Lock(self.state_dir).acquire()
+        except ContainerNotExists:
+            return      # another destroy removed it meanwhile
+        with lock:
+            self._reload()
             status = self.status()
             if status == st.PAUSED:
                 self.pm.call_each("libcontainer_thaw", container=self)
-            if status != st.STOPPED:
+            # "stopped" may be a half-made init whose creator died: it dies too
+            if status != st.STOPPED or st.alive(self.init_pid, self.state.get("init_start_time")):
                 # never 0 or negative: os.kill would signal a process group
                 for pid in {p for p in (*self.processes(), self.init_pid) if p > 0}:
                     try:
@@ -278,7 +295,16 @@ class Container:
         if pid <= 0:
             return      # waitpid(0) would wait for any child of our group
         try:
-            os.waitpid(pid, 0)
+            pidns = os.readlink(f"/proc/{pid}/ns/pid")
+        except OSError:
+            pidns = None
+        try:
+            # a dying init waits until every process of its PID namespace is
+            # reaped: meanwhile reap those that are our children (joined
+            # through another Container object, or adopted as a subreaper)
+            while os.waitpid(pid, os.WNOHANG)[0] == 0:
+                _reap_children_in(pidns)
+                time.sleep(0.002)
             if self.init_process is not None and self.init_process.returncode is None:
                 self.init_process.returncode = 128 + _signal.SIGKILL
             return
@@ -291,6 +317,7 @@ class Container:
         try:
             deadline = time.monotonic() + timeout
             while st.alive(pid, start) and time.monotonic() < deadline:
+                _reap_children_in(pidns)
                 select.select([pidfd], [], [], 0.1)
         finally:
             os.close(pidfd)
@@ -301,6 +328,23 @@ class Container:
         except OSError as e:
             if e.errno != errno.ENOENT:
                 raise
+
+
+def _reap_children_in(pidns):
+    """Reap the children of this process that are in PID namespace `pidns`."""
+    if pidns is None:
+        return
+    try:
+        with open(f"/proc/{os.getpid()}/task/{os.getpid()}/children") as f:
+            children = f.read().split()
+    except OSError:
+        return
+    for child in children:
+        try:
+            if os.readlink(f"/proc/{child}/ns/pid") == pidns:
+                os.waitpid(int(child), os.WNOHANG)
+        except (OSError, ChildProcessError):
+            pass
 
 
 def crash_point(name):

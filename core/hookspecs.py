@@ -114,7 +114,9 @@ def libcontainer_finish_namespaces(container: "Container", process: "Process") -
 @hookspec
 def libcontainer_setup_mounts(container: "Container", process: "Process") -> None:
     """Mount the root filesystem's content: /proc, /sys, /dev, bind mounts,
-    each destination resolved inside the rootfs, before ``pivot_root``.
+    each destination resolved inside the rootfs, before ``pivot_root``. Also
+    the sysctls: /proc/sys acts on the writer's namespaces, and later
+    ``readonly_paths`` may have made it read-only.
 
     Runs in the child (init only), in the new mount namespace."""
 
@@ -138,8 +140,8 @@ def libcontainer_enter_rootfs(container: "Container", process: "Process") -> Non
 
 @hookspec
 def libcontainer_setup_environment(container: "Container", process: "Process") -> None:
-    """Configure what is seen from inside the root: hostname, sysctls, masked
-    and read-only paths, the read-only remount of the rootfs.
+    """Configure what is seen from inside the root: hostname, masked and
+    read-only paths, the read-only remount of the rootfs.
 
     Runs in the child (init only), after ``libcontainer_enter_rootfs``."""
 

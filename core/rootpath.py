@@ -91,9 +91,10 @@ def open_in_root(root, path, flags=os.O_PATH):
 
 
 def mkdirs_in_root(root, path, mode=0o755):
-    """``mkdir -p`` of `path` inside `root`, each directory made relative to
-    an fd of its parent opened with :func:`open_in_root`."""
-    parts = [p for p in path.split("/") if p not in ("", ".")]
+    """``mkdir -p`` of `path` inside `root` (symlinks followed inside it, as
+    :func:`resolve_in_root`), each directory made relative to an fd of its
+    parent opened with :func:`open_in_root`."""
+    parts = _inside(root, path)
     for i in range(len(parts)):
         sub = "/".join(parts[:i + 1])
         try:
@@ -113,17 +114,19 @@ def mkdirs_in_root(root, path, mode=0o755):
 def create_file_in_root(root, path, mode=0o644):
     """Make `path` inside `root` exist as a (regular, empty) file unless it
     exists already; its parent directories are made as needed."""
-    mkdirs_in_root(root, os.path.dirname(path.rstrip("/")) or "/")
+    parts = _inside(root, path)
+    if not parts:
+        return
+    mkdirs_in_root(root, "/".join(parts[:-1]))
     try:
         os.close(open_in_root(root, path))
         return
     except FileNotFoundError:
         pass
-    parent = open_in_root(root, os.path.dirname(path.rstrip("/")) or "/",
-                          os.O_PATH | os.O_DIRECTORY)
+    parent = open_in_root(root, "/".join(parts[:-1]), os.O_PATH | os.O_DIRECTORY)
     try:
         # O_NOFOLLOW|O_EXCL: never through a symlink planted meanwhile
-        fd = os.open(os.path.basename(path.rstrip("/")),
+        fd = os.open(parts[-1],
                      os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY | os.O_CLOEXEC,
                      mode, dir_fd=parent)
         os.close(fd)
@@ -131,3 +134,10 @@ def create_file_in_root(root, path, mode=0o644):
         pass
     finally:
         os.close(parent)
+
+
+def _inside(root, path):
+    """The components of `path` resolved inside `root` (no symlinks left
+    among those that exist)."""
+    rel = os.path.relpath(resolve_in_root(root, path), root)
+    return [p for p in rel.split("/") if p not in ("", ".")]

@@ -36,7 +36,7 @@ import socket
 import sys
 import termios
 
-from . import execguard
+from . import execguard, state
 from .errors import LibcontainerError, SetupError
 from .linux import misc
 from .linux.clone import fork_sibling
@@ -154,6 +154,10 @@ def spawn(container, process, pm, hold_fd=None, on_fork=None):
     # (the host's interpreter) nor its fds, even in the instant after fork
     dumpable = misc.prctl(misc.PR_GET_DUMPABLE)
     misc.prctl(misc.PR_SET_DUMPABLE, 0)
+    # born with the name that tells state.status() "not exec'd yet"
+    with open("/proc/self/comm") as f:
+        own_name = f.read().rstrip("\n")
+    misc.set_name(state.SETUP_NAME)
     try:
         if userns is None:
             with pidns:
@@ -167,6 +171,7 @@ def spawn(container, process, pm, hold_fd=None, on_fork=None):
                               userns, pid_target)
     finally:
         misc.prctl(misc.PR_SET_DUMPABLE, dumpable)
+        misc.set_name(own_name)
     child_sock.close()
     chan = Channel(parent_sock)
     try:
@@ -310,6 +315,7 @@ def _child(container, process, pm, chan, other_end, hold_fd):
         if hold_fd is not None:
             # the creator exits now; the init outlives it, waiting for start
             misc.prctl(misc.PR_SET_PDEATHSIG, 0)
+            misc.set_name(state.HELD_NAME)
         chan.send(ready=1, fds=console)
         for fd in console:
             os.close(fd)

@@ -4,11 +4,13 @@
 stash, creation time) and the init's pid *with its start time*, so that a
 recycled pid is never mistaken for the container. The status is computed:
 
-* ``creating`` -- a start is in progress: the creator process is alive;
+* ``creating`` -- a start is in progress: the creator process is alive (and
+  the init, if forked, is still being set up: its name is SETUP_NAME);
 * ``stopped``  -- no init, or the init's pid is gone, a zombie, or a
   different process (start time changed);
 * ``paused``   -- the init's freezer cgroup is frozen;
-* ``created``  -- the init waits on ``exec.fifo`` for ``start``;
+* ``created``  -- the init waits on ``exec.fifo`` for ``start`` (its name is
+  HELD_NAME until it execs);
 * ``running``  -- otherwise.
 
 Only this module writes state files: atomically (write, fsync, rename).
@@ -17,30 +19,41 @@ import fcntl
 import json
 import os
 
+from .errors import ContainerNotExists
+
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
 
 CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
+# An init's name (comm) until it execs the user's program (core/spawn.py):
+# still being set up, or set up and held for start.
+SETUP_NAME, HELD_NAME = "lc:init-setup", "lc:init-held"
+
+
+PF_EXITING = 0x4
 
 
 def proc_stat(pid):
-    """(state letter, start time in clock ticks) of a pid, or None if gone."""
+    """(state letter, start time in clock ticks, kernel flags) of a pid, or
+    None if gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
         return None
     fields = data[data.rindex(b")") + 2:].split()
-    return fields[0].decode(), int(fields[19])
+    return fields[0].decode(), int(fields[19]), int(fields[6])
 
 
 def alive(pid, start_time):
-    """True if `pid` is the same live (non-zombie) process that started at
-    `start_time`."""
+    """True if `pid` is the same live process that started at `start_time`:
+    not a zombie, and not exiting (a killed PID-namespace init lingers until
+    every process of its namespace is reaped, its resources already gone)."""
     if not pid:
         return False
     st = proc_stat(pid)
-    return st is not None and st[0] not in ("Z", "X") and st[1] == start_time
+    return (st is not None and st[0] not in ("Z", "X") and st[1] == start_time
+            and not st[2] & PF_EXITING)
 
 
 def frozen(pid):
@@ -81,22 +94,80 @@ def status(state, state_dir):
         return STOPPED
     if frozen(pid):
         return PAUSED
-    if os.path.exists(os.path.join(state_dir, FIFO)):
+    name = comm(pid)
+    if name == SETUP_NAME:
+        # not ready yet: a start in progress, or one whose creator died (the
+        # half-made init dies with it)
+        creator = state.get("creator")
+        return CREATING if creator and alive(*creator) else STOPPED
+    if name == HELD_NAME and os.path.exists(os.path.join(state_dir, FIFO)):
         return CREATED
     return RUNNING
 
 
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().rstrip("\n")
+    except OSError:
+        return ""
+
+
+# the fields whose type every reader relies on
+_TYPES = {"init_pid": int, "init_start_time": (int, type(None)), "stash": dict,
+          "creator": (list, type(None)), "namespaces": dict, "config": dict}
+
+
 def read(state_dir):
-    with open(os.path.join(state_dir, STATE_FILE)) as f:
-        return json.load(f)
+    """state.json as a dict; ValueError if it is not JSON or a field every
+    reader relies on has the wrong type."""
+    with open(os.path.join(state_dir, STATE_FILE), "rb") as f:
+        data = json.loads(f.read())
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    for key, tp in _TYPES.items():
+        if key in data and not isinstance(data[key], tp):
+            raise ValueError(f"{key}: {type(data[key]).__name__} is not the expected type")
+    return data
+
+
+def salvage(state_dir):
+    """What a damaged state.json still tells, for destroy --force: the fields
+    of the right type -- of the whole file if it parses, else of what comes
+    before "config" (written last, so that a truncated file keeps the pid,
+    its start time and the stash). Without a verifiable pid, init_pid is 0."""
+    try:
+        with open(os.path.join(state_dir, STATE_FILE), "rb") as f:
+            text = f.read().decode(errors="replace")
+    except OSError:
+        text = ""
+    data = {}
+    for candidate in (text, text.split(',"config":', 1)[0] + "}"):
+        try:
+            data = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(data, dict):
+            break
+    data = {k: v for k, v in (data if isinstance(data, dict) else {}).items()
+            if k not in _TYPES or isinstance(v, _TYPES[k])}
+    if not isinstance(data.get("init_pid"), int) or not isinstance(data.get("init_start_time"),
+                                                                   int):
+        data.update(init_pid=0, init_start_time=None)
+    data["creator"] = None
+    return data
 
 
 def write(state_dir, state):
     path = os.path.join(state_dir, STATE_FILE)
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    # config last: a truncated file still tells what salvage() needs
+    ordered = {k: v for k, v in state.items() if k != "config"}
+    if "config" in state:
+        ordered["config"] = state["config"]
     try:
-        os.write(fd, json.dumps(state, separators=(",", ":")).encode())
+        os.write(fd, json.dumps(ordered, separators=(",", ":")).encode())
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -112,8 +183,22 @@ class Lock:
         self.fd = None
 
     def __enter__(self):
-        self.fd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        if self.fd is not None:
+            return self         # taken by acquire()
+        return self.acquire()
+
+    def acquire(self):
+        """Take the lock; ContainerNotExists if the state dir is gone, or was
+        removed (by a destroy) while we waited."""
+        try:
+            fd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ContainerNotExists(os.path.basename(self.state_dir)) from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink == 0:
+            os.close(fd)
+            raise ContainerNotExists(os.path.basename(self.state_dir))
+        self.fd = fd
         _held.add(self.fd)
         return self
 

@@ -87,16 +87,20 @@ def nsinit(*args, root=None, input=None, cwd=None, env=None, timeout=60):
                           cwd=cwd, env=env, timeout=timeout)
 
 
-def host_mounts():
+def host_mounts(*under):
     with open("/proc/self/mountinfo") as f:
-        return sorted(line.split()[4] for line in f)
+        points = sorted(line.split()[4] for line in f)
+    return [p for p in points if not under or p.startswith(under)]
 
 
 @pytest.fixture
-def no_mount_residue():
-    before = host_mounts()
+def no_mount_residue(rootfs, tmp_path):
+    """No mount made for the container shows up on the host: under the
+    rootfs, the test's files, or the repository."""
+    where = (rootfs, str(tmp_path), REPO)
+    before = host_mounts(*where)
     yield
-    assert host_mounts() == before
+    assert host_mounts(*where) == before
 
 
 HOST_DEVICES = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]

@@ -34,6 +34,12 @@ def prctl(option, a2=0, a3=0, a4=0, a5=0):
     return check(_prctl(option, a2, a3, a4, a5), f"prctl({option}, {a2}, {a3}, {a4}, {a5})")
 
 
+def set_name(name):
+    """prctl(PR_SET_NAME): the calling thread's name (comm), up to 15 bytes."""
+    buf = ctypes.create_string_buffer(name.encode()[:15])
+    prctl(PR_SET_NAME, ctypes.addressof(buf))
+
+
 def sethostname(name):
     raw = name.encode()
     check(_sethostname(raw, len(raw)), f"sethostname({name!r})")

@@ -216,10 +216,16 @@ def kill(obj, cid, sig, all_):
 @click.pass_obj
 def destroy(obj, cid, force):
     """Remove container ID (and everything made for it)."""
+    from libcontainer.factory import validate_id
+    validate_id(cid)        # first: --force removes the directory it names
     try:
         container = obj.factory.load(cid)
+        container.config    # parsed now, so that a corrupt one is handled here
     except ContainerNotExists:
-        raise
+        if not (force and os.path.isdir(os.path.join(obj.root, cid))):
+            raise
+        _force_remove(obj, cid)     # no state.json: a create killed early
+        return
     except LibcontainerError:
         if not force:
             raise
@@ -232,9 +238,14 @@ def destroy(obj, cid, force):
 
 
 def _force_remove(obj, cid):
-    """A container whose state is corrupt: remove what can be found."""
+    """A container whose state.json is missing or corrupt: kill its init if
+    the pid and its start time are still readable (so verifiable), remove
+    what the stash still records, then the state dir."""
     import shutil
-    shutil.rmtree(os.path.join(obj.root, cid), ignore_errors=True)
+    try:
+        obj.factory.salvage(cid).destroy()
+    finally:
+        shutil.rmtree(os.path.join(obj.root, cid), ignore_errors=True)
 
 
 @main.command()
@@ -272,10 +283,16 @@ def stats(obj, cid, as_json):
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    for section, values in sorted(data.items()):
-        click.echo(f"{section}:")
-        for key, value in sorted(values.items()) if isinstance(values, dict) else []:
-            click.echo(f"  {key:<28} {value}")
+    _print_tree(data, 0)
+
+
+def _print_tree(data, depth):
+    for key, value in sorted(data.items()):
+        if isinstance(value, dict):
+            click.echo(f"{'  ' * depth}{key}:")
+            _print_tree(value, depth + 1)
+        else:
+            click.echo(f"{'  ' * depth}{key:<{30 - 2 * depth}} {value}")
 
 
 @main.command()

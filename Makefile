@@ -1,13 +1,15 @@
 # make run   -- install, build the busybox rootfs, run a container
 # make test  -- install test deps, run the whole suite
 # make bench -- measure (see bench/README.md)
+# make test-clients -- only the tests where podman and containerd drive pyrunc
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ROOTFS := build/rootfs
-APT_PACKAGES := busybox-static libseccomp2 iproute2 uidmap python3
+# runc: pyrunc's outputs are compared with it; podman, containerd: real clients (~25 s)
+APT_PACKAGES := busybox-static libseccomp2 iproute2 runc uidmap python3 podman containerd
 
-.PHONY: install apt rootfs run test bench clean
+.PHONY: install apt rootfs run test test-clients bench clean
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -21,6 +23,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(MAKE) apt
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m compileall -q core cli plugins  # bytecode, even under PYTHONDONTWRITEBYTECODE
 	touch $@
 
 install: $(VENV)/.installed
@@ -39,8 +42,12 @@ run: rootfs
 test: rootfs
 	$(PY) -m pytest -q
 
+test-clients: rootfs
+	$(PY) -m pytest -q -m clients tests/test_pyrunc.py
+
+# make bench [BENCH_FLAGS=--quick]; BENCH_INSTALL=0: do not apt-get install runc/crun/time
 bench: rootfs
-	$(PY) bench/bench.py
+	BENCH_INSTALL=$${BENCH_INSTALL-1} $(PY) bench/bench.py $(BENCH_FLAGS)
 
 clean:
 	rm -rf build $(VENV)

@@ -1,0 +1,531 @@
+"""OCI runtime-spec bundles -> the library's Config and Process.
+
+    spec = specconv.load_spec(bundle)                # config.json as a dict
+    config = specconv.to_config(spec, bundle, container_id)
+    process = specconv.to_process(spec["process"])
+
+Follows runtime-spec 1.2: unknown fields are ignored; a known field with a
+value of the wrong type is an error naming its JSON path
+(``config.json: process.args: expected a list, got "sh"``). Values the
+library would refuse anyway (an unknown capability, a bad mount flag) are
+left to the plugins' ``libcontainer_validate_config``.
+
+``default_spec()`` is the config.json that ``pyrunc spec`` writes.
+"""
+import json
+import os
+
+from . import configs
+from .errors import ConfigError
+from .process import Process
+
+OCI_VERSION = "1.2.1"
+
+NAMESPACES = {"pid": "NEWPID", "network": "NEWNET", "mount": "NEWNS", "ipc": "NEWIPC",
+              "uts": "NEWUTS", "user": "NEWUSER", "cgroup": "NEWCGROUP"}
+HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+         "poststop")
+
+# mount options that are mount(2) flags (the names plugins/rootfs.py knows);
+# every other option is filesystem data ("size=64k", "mode=755")
+MOUNT_FLAGS = frozenset({
+    "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "sync", "async",
+    "dirsync", "remount", "mand", "nomand", "atime", "noatime", "diratime", "nodiratime",
+    "relatime", "norelatime", "strictatime", "nostrictatime", "bind", "rbind", "nosymfollow"})
+PROPAGATION = frozenset({"private", "rprivate", "slave", "rslave", "shared", "rshared",
+                         "unbindable", "runbindable"})
+# options runc understands that only make sense to runc itself: dropped
+IGNORED_OPTIONS = frozenset({"defaults", "tmpcopyup", "notmpcopyup", "copy-symlink"})
+# recursive mount attributes (mount_setattr): not implemented
+RECURSIVE_OPTIONS = frozenset({"rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec",
+                               "rexec", "rnodiratime", "rdiratime", "rrelatime", "rnorelatime",
+                               "rnoatime", "ratime", "rstrictatime", "rnostrictatime",
+                               "rnosymfollow", "rsymfollow"})
+
+_KINDS = {dict: "an object", list: "a list", str: "a string", int: "an integer",
+          bool: "true or false"}
+
+
+class Reader:
+    """Typed access to a JSON document; errors name the file and JSON path."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def error(self, path, message):
+        return ConfigError(f"{self.source}: {path}: {message}")
+
+    def check(self, value, kind, path):
+        if kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, kind)
+        if not ok:
+            raise self.error(path, f"expected {_KINDS[kind]}, got {_show(value)}")
+        if kind is str and "\0" in value:
+            raise self.error(path, "contains a NUL byte")
+        return value
+
+    def get(self, obj, key, kind, path, default=None):
+        """obj[key] checked to be of `kind`; `default` when absent or null."""
+        value = obj.get(key)
+        if value is None:
+            return default
+        return self.check(value, kind, _join(path, key))
+
+    def uint(self, obj, key, path, default=None, bits=32):
+        value = self.get(obj, key, int, path, default)
+        if value is not None and not 0 <= value < (1 << bits):
+            raise self.error(_join(path, key), f"{value} is out of range")
+        return value
+
+    def strings(self, obj, key, path, default=()):
+        items = self.get(obj, key, list, path)
+        if items is None:
+            return list(default)
+        return [self.check(v, str, f"{_join(path, key)}[{i}]") for i, v in enumerate(items)]
+
+    def objects(self, obj, key, path):
+        """[(item path, item)] of a list of objects."""
+        items = self.get(obj, key, list, path) or []
+        where = _join(path, key)
+        return [(f"{where}[{i}]", self.check(v, dict, f"{where}[{i}]"))
+                for i, v in enumerate(items)]
+
+
+def _join(path, key):
+    return f"{path}.{key}" if path else key
+
+
+def _show(value):
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# -- reading ----------------------------------------------------------------
+
+def load_spec(bundle, name="config.json"):
+    path = os.path.join(bundle, name)
+    try:
+        with open(path) as f:
+            spec = json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (is {bundle} an OCI bundle?)") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: {e.strerror}") from None
+    except ValueError as e:
+        raise ConfigError(f"{name}: not valid JSON: {e}") from None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{name}: expected a JSON object, got {_show(spec)}")
+    return spec
+
+
+def to_config(spec, bundle, container_id, systemd_cgroup=False, source="config.json"):
+    """The Config for the container `container_id` of the bundle `bundle`."""
+    r = Reader(source)
+    r.get(spec, "ociVersion", str, "")
+    root = r.get(spec, "root", dict, "")
+    if root is None:
+        raise r.error("root", "is required")
+    root_path = r.get(root, "path", str, "root")
+    if not root_path:
+        raise r.error("root.path", "is required")
+    linux = r.get(spec, "linux", dict, "", {})
+    process = r.get(spec, "process", dict, "", {})
+
+    config = configs.Config(rootfs=os.path.normpath(os.path.join(bundle, root_path)))
+    config.readonlyfs = r.get(root, "readonly", bool, "root", False)
+    config.hostname = r.get(spec, "hostname", str, "", "")
+    config.domainname = r.get(spec, "domainname", str, "", "")
+    config.labels = {k: r.check(v, str, f"annotations.{k}")
+                     for k, v in r.get(spec, "annotations", dict, "", {}).items()}
+    config.mounts = [_mount(r, m, where, bundle) for where, m in r.objects(spec, "mounts", "")]
+    config.hooks = _hooks(r, r.get(spec, "hooks", dict, "", {}))
+    _process_into_config(r, process, config)
+    _linux_into_config(r, linux, config, container_id, systemd_cgroup)
+    return config
+
+
+def _process_into_config(r, p, config):
+    if not p:
+        return
+    config.env = r.strings(p, "env", "process", config.env)
+    caps = r.get(p, "capabilities", dict, "process")
+    if caps is not None:
+        config.capabilities = _capabilities(r, caps, "process.capabilities")
+    config.rlimits = _rlimits(r, p, "process")
+    config.no_new_privileges = r.get(p, "noNewPrivileges", bool, "process", False)
+    config.oom_score_adj = r.get(p, "oomScoreAdj", int, "process")
+    config.apparmor_profile = r.get(p, "apparmorProfile", str, "process", "")
+    config.process_label = r.get(p, "selinuxLabel", str, "process", "")
+
+
+def _linux_into_config(r, linux, config, container_id, systemd_cgroup):
+    config.namespaces = _namespaces(r, linux)
+    if any(ns.type == "NEWNET" and not ns.path for ns in config.namespaces):
+        config.networks = [configs.Network(type="loopback")]   # as runc: lo comes up
+    config.uid_mappings = _idmaps(r, linux, "uidMappings")
+    config.gid_mappings = _idmaps(r, linux, "gidMappings")
+    config.devices = _devices(r, linux)
+    config.cgroups = _cgroup(r, linux, container_id, systemd_cgroup)
+    config.sysctl = {k: r.check(v, str, f"linux.sysctl.{k}")
+                     for k, v in r.get(linux, "sysctl", dict, "linux", {}).items()}
+    seccomp = r.get(linux, "seccomp", dict, "linux")
+    config.seccomp = seccomp
+    config.mask_paths = r.strings(linux, "maskedPaths", "linux")
+    config.readonly_paths = r.strings(linux, "readonlyPaths", "linux")
+    propagation = r.get(linux, "rootfsPropagation", str, "linux", "")
+    if propagation:
+        if propagation not in PROPAGATION:
+            raise r.error("linux.rootfsPropagation", f"unknown propagation {propagation!r}")
+        config.rootfs_propagation = propagation
+    config.mount_label = r.get(linux, "mountLabel", str, "linux", "")
+
+
+# -- process ------------------------------------------------------------------
+
+def to_process(p, source="config.json", path="process"):
+    """A Process from an OCI process object (config.json's, or the
+    ``--process`` file of exec)."""
+    r = Reader(source)
+    r.check(p, dict, path)
+    args = r.strings(p, "args", path)
+    if not args:
+        raise r.error(_join(path, "args"), "is required and must not be empty")
+    cwd = r.get(p, "cwd", str, path, "/")
+    if not cwd.startswith("/"):
+        raise r.error(_join(path, "cwd"), f"{cwd!r} is not an absolute path")
+    user = r.get(p, "user", dict, path, {})
+    where = _join(path, "user")
+    uid = r.uint(user, "uid", where, 0)
+    gid = r.uint(user, "gid", where, 0)
+    groups = [r.check(g, int, f"{where}.additionalGids[{i}]")
+              for i, g in enumerate(r.get(user, "additionalGids", list, where, []))]
+    umask = r.uint(user, "umask", where)
+    caps = r.get(p, "capabilities", dict, path)
+    nnp = r.get(p, "noNewPrivileges", bool, path)
+    return Process(
+        args=args,
+        env=r.strings(p, "env", path),
+        cwd=cwd,
+        user=f"{uid}:{gid}",
+        additional_groups=groups,
+        umask=umask,
+        tty=r.get(p, "terminal", bool, path, False),
+        capabilities=None if caps is None else _capabilities(r, caps, _join(path, "capabilities")),
+        rlimits=_rlimits(r, p, path) if "rlimits" in p else None,
+        no_new_privileges=nnp,
+    )
+
+
+def _capabilities(r, caps, path):
+    sets = {name: r.strings(caps, name, path) for name in
+            ("bounding", "effective", "permitted", "inheritable", "ambient")}
+    return configs.Capabilities(**sets)
+
+
+def _rlimits(r, p, path):
+    out = []
+    for where, rl in r.objects(p, "rlimits", path):
+        kind = r.get(rl, "type", str, where)
+        if not kind:
+            raise r.error(f"{where}.type", "is required")
+        out.append(configs.Rlimit(type=kind, hard=r.uint(rl, "hard", where, 0, 64),
+                                  soft=r.uint(rl, "soft", where, 0, 64)))
+    return out
+
+
+# -- mounts and hooks ----------------------------------------------------------
+
+def _mount(r, m, where, bundle):
+    dest = r.get(m, "destination", str, where, "")
+    if not dest:
+        raise r.error(f"{where}.destination", "is required")
+    if not dest.startswith("/"):
+        dest = "/" + dest        # runc accepts relative destinations, as under /
+    kind = r.get(m, "type", str, where, "")
+    source = r.get(m, "source", str, where, "")
+    if m.get("uidMappings") or m.get("gidMappings"):
+        raise r.error(f"{where}.uidMappings", "id-mapped mounts are not supported")
+    flags, propagation, data = [], [], []
+    for i, opt in enumerate(r.strings(m, "options", where)):
+        if opt in MOUNT_FLAGS:
+            flags.append(opt)
+        elif opt in PROPAGATION:
+            propagation.append(opt)
+        elif opt in IGNORED_OPTIONS:
+            continue
+        elif opt in RECURSIVE_OPTIONS or opt in ("idmap", "ridmap"):
+            raise r.error(f"{where}.options[{i}]", f"{opt!r} is not supported")
+        else:
+            data.append(opt)
+    if kind in ("bind", "rbind") or "bind" in flags or "rbind" in flags or not kind:
+        if kind == "rbind" and "rbind" not in flags:
+            flags.append("rbind")
+        if "bind" not in flags and "rbind" not in flags:
+            flags.append("bind")
+        kind = "bind"
+        if not source:
+            raise r.error(f"{where}.source", "a bind mount needs a source")
+        source = os.path.join(bundle, source)    # relative sources are under the bundle
+    if kind == "cgroup":
+        return _cgroup_mount(dest, flags, propagation)
+    return configs.Mount(source=source or kind, destination=dest, device=kind, flags=flags,
+                         data=",".join(data), propagation=propagation)
+
+
+def _cgroup_mount(dest, flags, propagation):
+    """An OCI "cgroup" mount: cgroup2 on a unified host (the container's own
+    tree when it has a cgroup namespace); on a v1 or hybrid host an empty
+    read-only tmpfs, since mounting v1 hierarchies again would show (and
+    could change) the host's cgroups."""
+    if _host_cgroup2():
+        return configs.Mount("cgroup2", dest, "cgroup2", flags, "", propagation)
+    flags = [f for f in flags if f not in ("ro", "rw")] + ["ro"]
+    return configs.Mount("tmpfs", dest, "tmpfs", flags, "mode=755,size=4k", propagation)
+
+
+def _host_cgroup2():
+    """Whether /sys/fs/cgroup is a cgroup2 mount (by type: it may be a tmpfs)."""
+    fstype = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields, _, rest = line.partition(" - ")
+            if fields.split()[4] == "/sys/fs/cgroup":
+                fstype = rest.split()[0]     # the last mount there wins
+    return fstype == "cgroup2"
+
+
+def _hooks(r, hooks):
+    out = {}
+    for name in HOOKS:
+        items = []
+        for where, h in r.objects(hooks, name, "hooks"):
+            path = r.get(h, "path", str, where, "")
+            if not path:
+                raise r.error(f"{where}.path", "is required")
+            timeout = r.get(h, "timeout", int, where, 0)
+            if timeout < 0 or (h.get("timeout") is not None and timeout == 0):
+                raise r.error(f"{where}.timeout", f"{timeout} is not a positive number")
+            items.append(configs.Hook(path=path, args=r.strings(h, "args", where),
+                                      env=r.strings(h, "env", where), timeout=timeout))
+        if items:
+            out[name] = items
+    return out
+
+
+# -- linux --------------------------------------------------------------------
+
+def _namespaces(r, linux):
+    out, seen = [], set()
+    for where, ns in r.objects(linux, "namespaces", "linux"):
+        kind = r.get(ns, "type", str, where, "")
+        if kind not in NAMESPACES:
+            known = ", ".join(NAMESPACES)
+            what = "time namespaces are not supported" if kind == "time" else \
+                f"unknown namespace type {kind!r} (known: {known})"
+            raise r.error(f"{where}.type", what)
+        if kind in seen:
+            raise r.error(f"{where}.type", f"namespace {kind!r} is listed twice")
+        seen.add(kind)
+        path = r.get(ns, "path", str, where, "")
+        if path and not path.startswith("/"):
+            raise r.error(f"{where}.path", f"{path!r} is not an absolute path")
+        out.append(configs.Namespace(type=NAMESPACES[kind], path=path))
+    return out
+
+
+def _idmaps(r, linux, key):
+    out = []
+    for where, m in r.objects(linux, key, "linux"):
+        out.append(configs.IDMap(container_id=r.uint(m, "containerID", where, 0),
+                                 host_id=r.uint(m, "hostID", where, 0),
+                                 size=r.uint(m, "size", where, 0)))
+    return out
+
+
+def _devices(r, linux):
+    """The default nodes (/dev/null, ...) plus the spec's, which win by path."""
+    wanted = {d.path: d for d in configs.DEFAULT_AUTO_CREATED_DEVICES}
+    for where, d in r.objects(linux, "devices", "linux"):
+        kind = r.get(d, "type", str, where, "")
+        if kind not in ("c", "b", "u", "p"):
+            raise r.error(f"{where}.type", f"{kind!r} is not one of c, b, u, p")
+        path = r.get(d, "path", str, where, "")
+        if not path:
+            raise r.error(f"{where}.path", "is required")
+        mode = r.uint(d, "fileMode", where, 0o666)
+        wanted[path] = configs.Device(
+            type="c" if kind == "u" else kind, path=path,
+            major=r.get(d, "major", int, where, 0 if kind == "p" else -1),
+            minor=r.get(d, "minor", int, where, 0 if kind == "p" else -1),
+            file_mode=mode & 0o7777, uid=r.uint(d, "uid", where, 0),
+            gid=r.uint(d, "gid", where, 0))
+    return list(wanted.values())
+
+
+def _cgroup(r, linux, container_id, systemd):
+    cgroup = configs.Cgroup()
+    path = r.get(linux, "cgroupsPath", str, "linux", "")
+    systemd_form = not path.startswith("/") and path.count(":") == 2
+    if systemd:
+        slice_, prefix, name = path.split(":") if systemd_form else ("", "", "")
+        if path and not systemd_form:
+            raise r.error("linux.cgroupsPath", f"{path!r} is not in the systemd form "
+                          f"slice:prefix:name that --systemd-cgroup expects")
+        cgroup.driver = "systemd"
+        cgroup.parent = slice_ or "system.slice"
+        name = name or f"pyrunc-{container_id}"
+        cgroup.name = f"{prefix}-{name}.scope" if prefix else f"{name}.scope"
+    elif systemd_form:
+        raise r.error("linux.cgroupsPath", f"{path!r} is in the systemd form slice:prefix:name: "
+                      f"run with --systemd-cgroup")
+    else:
+        cgroup.path = os.path.normpath("/" + (path or container_id).lstrip("/"))
+    resources = r.get(linux, "resources", dict, "linux")
+    if resources:
+        cgroup.resources = to_resources(resources, source=r.source, path="linux.resources")
+        rules = [_device_rule(r, d, where)
+                 for where, d in r.objects(resources, "devices", "linux.resources")]
+        if rules:
+            cgroup.allowed_devices = rules + list(configs.DEFAULT_ALLOWED_DEVICES)
+    return cgroup
+
+
+def _device_rule(r, d, where):
+    kind = r.get(d, "type", str, where, "a")
+    if kind not in ("a", "c", "b"):
+        raise r.error(f"{where}.type", f"{kind!r} is not one of a, c, b")
+    access = r.get(d, "access", str, where, "rwm")
+    if not access or set(access) - set("rwm"):
+        raise r.error(f"{where}.access", f"{access!r} is not a combination of r, w, m")
+    allow = r.get(d, "allow", bool, where)
+    if allow is None:
+        raise r.error(f"{where}.allow", "is required")
+    return configs.Device(type=kind, major=r.get(d, "major", int, where, -1),
+                          minor=r.get(d, "minor", int, where, -1), permissions=access,
+                          allow=allow)
+
+
+def to_resources(res, base=None, source="config.json", path="linux.resources"):
+    """An OCI LinuxResources object as Resources; fields it does not set
+    keep their value in `base` (how ``update --resources`` merges)."""
+    r = Reader(source)
+    r.check(res, dict, path)
+    out = configs.Resources() if base is None else _copy_resources(base)
+
+    def take(section, key, field, kind=int):
+        value = r.get(section[1], key, kind, section[0])
+        if value is not None:
+            setattr(out, field, value)
+
+    def sub(name):
+        where = _join(path, name)
+        return where, r.get(res, name, dict, path, {})
+
+    mem = sub("memory")
+    for key, field in (("limit", "memory"), ("reservation", "memory_reservation"),
+                       ("swap", "memory_swap"), ("kernel", "kernel_memory")):
+        take(mem, key, field)
+    take(mem, "disableOOMKiller", "oom_kill_disable", bool)
+    cpu = sub("cpu")
+    for key, field in (("shares", "cpu_shares"), ("quota", "cpu_quota"),
+                       ("period", "cpu_period")):
+        take(cpu, key, field)
+    take(cpu, "cpus", "cpuset_cpus", str)
+    take(cpu, "mems", "cpuset_mems", str)
+    take(sub("pids"), "limit", "pids_limit")
+    blkio = sub("blockIO")
+    take(blkio, "weight", "blkio_weight")
+    where = blkio[0]
+    if "weightDevice" in blkio[1]:
+        out.blkio_weight_device = [
+            configs.WeightDevice(major=r.get(d, "major", int, w, 0),
+                                 minor=r.get(d, "minor", int, w, 0),
+                                 weight=r.get(d, "weight", int, w, 0))
+            for w, d in r.objects(blkio[1], "weightDevice", where)]
+    for key, field in (("throttleReadBpsDevice", "blkio_throttle_read_bps_device"),
+                       ("throttleWriteBpsDevice", "blkio_throttle_write_bps_device"),
+                       ("throttleReadIOPSDevice", "blkio_throttle_read_iops_device"),
+                       ("throttleWriteIOPSDevice", "blkio_throttle_write_iops_device")):
+        if key in blkio[1]:
+            setattr(out, field, [
+                configs.ThrottleDevice(major=r.get(d, "major", int, w, 0),
+                                       minor=r.get(d, "minor", int, w, 0),
+                                       rate=r.uint(d, "rate", w, 0, 64))
+                for w, d in r.objects(blkio[1], key, where)])
+    if "hugepageLimits" in res:
+        out.hugetlb_limit = [
+            configs.HugepageLimit(page_size=r.get(h, "pageSize", str, w, ""),
+                                  limit=r.uint(h, "limit", w, 0, 64))
+            for w, h in r.objects(res, "hugepageLimits", path)]
+    unified = r.get(res, "unified", dict, path)
+    if unified is not None:
+        out.unified = {k: r.check(v, str, f"{path}.unified.{k}") for k, v in unified.items()}
+    return out
+
+
+def _copy_resources(res):
+    import copy
+    return copy.deepcopy(res)
+
+
+# -- the default spec -------------------------------------------------------------
+
+def default_spec(rootless=False, uid=None, gid=None):
+    """A config.json to start from: busybox-friendly, a minimal capability
+    set, a read-only root and the usual pseudo filesystems."""
+    caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    safe = ["nosuid", "noexec", "nodev"]
+    devpts = ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]
+
+    def mount(dest, kind, source, *options):
+        m = {"destination": dest, "type": kind, "source": source}
+        if options:
+            m["options"] = list(options)
+        return m
+
+    spec = {
+        "ociVersion": OCI_VERSION,
+        "process": {
+            "terminal": True,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {name: list(caps) for name in
+                             ("bounding", "effective", "permitted")},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "pyrunc",
+        "mounts": [
+            mount("/proc", "proc", "proc"),
+            mount("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755",
+                  "size=65536k"),
+            mount("/dev/pts", "devpts", "devpts", *devpts, *([] if rootless else ["gid=5"])),
+            mount("/dev/shm", "tmpfs", "shm", *safe, "mode=1777", "size=65536k"),
+            mount("/dev/mqueue", "mqueue", "mqueue", *safe),
+            mount("/sys", "none", "/sys", "rbind", *safe, "ro") if rootless else
+            mount("/sys", "sysfs", "sysfs", *safe, "ro"),
+            mount("/sys/fs/cgroup", "cgroup", "cgroup", *safe, "relatime", "ro"),
+        ],
+        "linux": {
+            "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")],
+            "maskedPaths": list(configs.DEFAULT_MASK_PATHS),
+            "readonlyPaths": list(configs.DEFAULT_READONLY_PATHS),
+        },
+    }
+    linux = spec["linux"]
+    if rootless:
+        uid = os.geteuid() if uid is None else uid
+        gid = os.getegid() if gid is None else gid
+        linux["namespaces"].append({"type": "user"})
+        linux["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
+        linux["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
+    else:
+        linux["namespaces"].insert(1, {"type": "network"})
+        linux["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
+    return spec

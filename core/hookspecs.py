@@ -130,6 +130,15 @@ def libcontainer_setup_devices(container: "Container", process: "Process") -> No
 
 
 @hookspec
+def libcontainer_rootfs_ready(container: "Container", process: "Process") -> None:
+    """The rootfs is mounted and populated; ``pivot_root`` comes next. The
+    process's root and /proc are still the host's (OCI createContainer hooks
+    run here).
+
+    Runs in the child (init only), after ``libcontainer_setup_devices``."""
+
+
+@hookspec
 def libcontainer_enter_rootfs(container: "Container", process: "Process") -> None:
     """Make the rootfs the process's ``/`` (``pivot_root``, or ``chroot``
     with ``no_pivot_root``). Exactly one plugin implements this.
@@ -167,6 +176,14 @@ def libcontainer_setup_privileges(container: "Container", process: "Process") ->
     """Set the capability sets and ``no_new_privs``.
 
     Runs in the child, after ``libcontainer_setup_identity``."""
+
+
+@hookspec
+def libcontainer_pre_exec(container: "Container", process: "Process") -> None:
+    """Everything is in place and the process's stdio are installed; for a
+    held init, ``start`` has been called (OCI startContainer hooks run here).
+
+    Runs in the child, right before ``libcontainer_seal``."""
 
 
 @hookspec

@@ -18,13 +18,13 @@ Messages over a SOCK_SEQPACKET socketpair (one JSON object per packet):
     post_clone (cgroup, id maps, net)
           {"go": 1} ───────────────▶
                                          finish_namespaces (cgroup ns)
-                                         init: mounts → devices → enter_rootfs
+                                         init: mounts → devices → rootfs_ready → enter_rootfs
                                                → environment
                                          limits → identity → privileges
           ◀──────────── {"ready": 1}
           (with tty=True the pty master travels with "ready", SCM_RIGHTS)
                                          [held: blocks on exec.fifo until start]
-                                         seal → execve
+                                         pre_exec → seal → execve
           ◀──── EOF (the socket is close-on-exec)  or  {"error": ...}
     post_start
 """
@@ -43,7 +43,7 @@ from .linux.clone import fork_sibling
 from .linux.namespaces import CLONE, setns, unshare
 
 _PROCESS = ("setup_limits", "setup_identity", "setup_privileges")
-INIT_PHASES = ("finish_namespaces", "setup_mounts", "setup_devices", "enter_rootfs",
+INIT_PHASES = ("finish_namespaces", "setup_mounts", "setup_devices", "rootfs_ready", "enter_rootfs",
                "setup_environment", *_PROCESS)
 JOIN_PHASES = ("finish_namespaces", *_PROCESS)
 
@@ -331,6 +331,8 @@ def _child(container, process, pm, chan, other_end, hold_fd):
         _install_stdio(stdio, process.extra_fds)
         env = dict(e.split("=", 1) for e in process.env if "=" in e)
         execguard.check(process.args[0], env)
+        phase = "pre_exec"
+        hook.libcontainer_pre_exec(container=container, process=process)
         phase = "seal"
         misc.prctl(misc.PR_SET_PDEATHSIG, 0)
         hook.libcontainer_seal(container=container, process=process)

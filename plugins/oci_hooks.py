@@ -5,19 +5,15 @@ JSON on stdin.
     hook             where                          when (our phase)
     prestart         parent, host namespaces        post_clone: namespaces exist
     createRuntime    parent, host namespaces        post_clone, after prestart
-    createContainer  the init, container namespaces setup_devices: mounts made,
+    createContainer  the init, container namespaces rootfs_ready: mounts made,
                                                     before pivot_root
-    startContainer   the init, inside the rootfs    seal: after `start`, before exec
+    startContainer   the init, inside the rootfs    pre_exec: after `start`, before exec
     poststart        the process that starts it     post_start
     poststop         any                            teardown
 
 A failing hook (non-zero exit, a signal, or its timeout) fails the
 operation; poststop failures are only logged. ``env`` empty means the
 runtime's environment, as runc does.
-
-The two child-side hooks share their phases with other plugins
-(setup_devices, seal); ``trylast``/``tryfirst`` order them there, until
-the core offers dedicated phases for them.
 """
 import importlib
 import json
@@ -105,8 +101,8 @@ def libcontainer_post_clone(container, process, pid):
         run_hooks(container, "createRuntime", "creating", pid)
 
 
-@hookimpl(trylast=True)
-def libcontainer_setup_devices(container, process):
+@hookimpl
+def libcontainer_rootfs_ready(container, process):
     global _host_pid
     hooks = container.config.hooks
     if hooks.get("createContainer") or hooks.get("startContainer"):
@@ -115,8 +111,8 @@ def libcontainer_setup_devices(container, process):
         run_hooks(container, "createContainer", "creating", _host_pid)
 
 
-@hookimpl(tryfirst=True)
-def libcontainer_seal(container, process):
+@hookimpl
+def libcontainer_pre_exec(container, process):
     if not process.init or not container.config.hooks.get("startContainer"):
         return
     try:

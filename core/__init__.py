@@ -13,7 +13,6 @@ Starting a container forks: call it from a single-threaded process.
 """
 from .errors import (ConfigError, ContainerExists, ContainerNotExists,  # noqa: F401
                      InvalidState, LibcontainerError, PluginError, SetupError)
-from .process import Process  # noqa: F401
 
 __version__ = "0.1.0"
 
@@ -27,6 +26,9 @@ def new(root="/run/libcontainer", disabled=(), init_args=None):
 
 
 def __getattr__(name):
+    if name == "Process":      # lazily: dataclasses cost ~10 ms, and state/kill need none
+        from .process import Process
+        return Process
     if name == "configs":
         import importlib
         return importlib.import_module(".configs", __name__)

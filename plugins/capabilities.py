@@ -13,7 +13,7 @@ with is then decided by ``execve``: a root program gets bounding | inheritable,
 any other user the ambient set (capabilities(7), "Transformation of
 capabilities during execve").
 """
-from libcontainer import hookimpl
+from libcontainer import hookimpl, log
 from libcontainer.errors import ConfigError, SetupError
 from libcontainer.linux import caps
 
@@ -56,8 +56,10 @@ def check(sets, where):
     """The rules capset(2) and prctl(2) enforce, as config errors."""
     if sets is None:
         return
-    for s, other in (("effective", "permitted"), ("ambient", "permitted"),
-                     ("ambient", "inheritable"), ("inheritable", "bounding")):
+    # ambient capabilities outside permitted and inheritable are not errors:
+    # the kernel cannot raise them, and runc (whose `runc spec` writes such
+    # configs) only warns; apply() skips them the same way
+    for s, other in (("effective", "permitted"), ("inheritable", "bounding")):
         extra = sets[s] - sets[other]
         if extra:
             raise ConfigError(f"{where}.{s}: {caps.names(extra)[0]} is not in the "
@@ -66,7 +68,13 @@ def check(sets, where):
 
 @hookimpl
 def libcontainer_validate_config(config):
-    check(normalise(config.capabilities, "capabilities"), "capabilities")
+    sets = normalise(config.capabilities, "capabilities")
+    check(sets, "capabilities")
+    if sets is not None:
+        skipped = sets["ambient"] - (sets["permitted"] & sets["inheritable"])
+        if skipped:
+            log.warning("capabilities.ambient: not in the permitted and inheritable sets, "
+                        "so not raised", capabilities=caps.names(skipped))
 
 
 @hookimpl
@@ -103,4 +111,6 @@ def apply(sets, keep=frozenset()):
         if c not in sets["bounding"]:
             caps.drop_bounding(c)
     caps.capset(sets["effective"], sets["permitted"] | (keep & permitted), sets["inheritable"])
-    caps.set_ambient(sets["ambient"])
+    # the rest was warned about at validation (no logging here: the child
+    # must not import anything after pivot_root)
+    caps.set_ambient(sets["ambient"] & sets["permitted"] & sets["inheritable"])

@@ -153,8 +153,6 @@ def test_process_capabilities_override_the_config(sh):
     (["CHOWN", "FOO"], "capabilities[1]: unknown capability 'FOO'"),
     (configs.Capabilities(bounding=["CHOWN"], permitted=["CHOWN"], effective=["KILL"]),
      "capabilities.effective: KILL is not in the permitted set"),
-    (configs.Capabilities(bounding=["CHOWN"], permitted=["CHOWN"], ambient=["CHOWN"]),
-     "capabilities.ambient: CHOWN is not in the inheritable set"),
     (configs.Capabilities(inheritable=["SYS_ADMIN"]),
      "capabilities.inheritable: SYS_ADMIN is not in the bounding set"),
 ])
@@ -162,6 +160,18 @@ def test_bad_capabilities_are_rejected(factory, make_config, value, message):
     with pytest.raises(ConfigError) as e:
         factory.create(unique(), make_config(capabilities=value))
     assert str(e.value) == message
+
+
+def test_ambient_outside_inheritable_is_skipped_like_runc(sh):
+    """runc's default spec lists ambient capabilities that are not
+    inheritable: runc warns and goes on, and so do we."""
+    cfg = {"capabilities": configs.Capabilities(bounding=["CHOWN", "KILL"],
+                                                permitted=["CHOWN", "KILL"],
+                                                effective=["CHOWN", "KILL"],
+                                                inheritable=["KILL"], ambient=["CHOWN", "KILL"])}
+    status, out, err = sh("grep CapAmb /proc/self/status", cfg=cfg, user="1000")
+    assert status == 0, err
+    assert status_caps(out)["CapAmb"] == mask(["KILL"])
 
 
 def test_chown_fails_without_cap_chown(sh):

@@ -22,6 +22,10 @@ def default_root():
     return f"/tmp/libcontainer-{os.geteuid()}"
 
 
+# what destroy and kill call: other plugins stay unimported for them
+DESTROY_HOOKS = ["libcontainer_processes", "libcontainer_thaw", "libcontainer_teardown"]
+
+
 class Ctx:
     def __init__(self, root, disabled):
         self.root = root
@@ -33,6 +37,10 @@ class Ctx:
         if self._factory is None:
             self._factory = libcontainer.new(self.root, disabled=self.disabled)
         return self._factory
+
+    def factory_for(self, hooks):
+        """A factory whose plugin manager loads only plugins with these hooks."""
+        return libcontainer.new(self.root, disabled=self.disabled, hooks=hooks)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -207,7 +215,7 @@ def list_(obj, quiet):
 @click.pass_obj
 def kill(obj, cid, sig, all_):
     """Send SIGNAL (default SIGTERM) to the init of container ID."""
-    obj.factory.load(cid).signal(parse_signal(sig), all=all_)
+    obj.factory_for(DESTROY_HOOKS).load(cid).signal(parse_signal(sig), all=all_)
 
 
 @main.command()
@@ -219,7 +227,7 @@ def destroy(obj, cid, force):
     from libcontainer.factory import validate_id
     validate_id(cid)        # first: --force removes the directory it names
     try:
-        container = obj.factory.load(cid)
+        container = obj.factory_for(DESTROY_HOOKS).load(cid)
         container.config    # parsed now, so that a corrupt one is handled here
     except ContainerNotExists:
         if not (force and os.path.isdir(os.path.join(obj.root, cid))):

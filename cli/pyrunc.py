@@ -214,17 +214,22 @@ def need_id(args, name, extra=0):
 # the runtime: state root, containers
 # --------------------------------------------------------------------------
 
+# what destroy, kill --all and a paused kill call: other plugins stay unimported
+DESTROY_HOOKS = ["libcontainer_processes", "libcontainer_thaw", "libcontainer_teardown"]
+
+
 class Runtime:
     def __init__(self, g):
         self.root = os.path.abspath(g.root or default_root())
         self.systemd = g.systemd_cgroup
         self._factory = None
+        self.hooks = None       # a command that needs only a few hooks says which
 
     @property
     def factory(self):
         if self._factory is None:
             import libcontainer
-            self._factory = libcontainer.new(self.root)
+            self._factory = libcontainer.new(self.root, hooks=self.hooks)
         return self._factory
 
     def state_dir(self, cid):
@@ -315,6 +320,7 @@ def kill(rt, o, args):
     if status == STOPPED:
         raise LibcontainerError("container not running")
     if o.all or status == PAUSED:
+        rt.hooks = DESTROY_HOOKS
         container = rt.load(cid)
         container.signal(sig, all=o.all)
         if status == PAUSED and sig == signal.SIGKILL:
@@ -330,6 +336,7 @@ def kill(rt, o, args):
 def start(rt, o, args):
     """Start a created container: its init runs the process of config.json."""
     cid = need_id(args, "start")
+    rt.hooks = ["libcontainer_post_start"]
     container = rt.load(cid)
     status = container.status()
     if status == STOPPED:
@@ -710,6 +717,7 @@ def ps(rt, o, args):
 def delete(rt, o, args):
     """Delete a container and everything made for it."""
     cid = need_id(args, "delete")
+    rt.hooks = DESTROY_HOOKS
     try:
         container = rt.load(cid)
     except ContainerNotExists:

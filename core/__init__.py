@@ -17,12 +17,15 @@ from .errors import (ConfigError, ContainerExists, ContainerNotExists,  # noqa: 
 __version__ = "0.1.0"
 
 
-def new(root="/run/libcontainer", disabled=(), init_args=None):
+def new(root="/run/libcontainer", disabled=(), init_args=None, hooks=None):
     """A Factory for containers whose state lives under `root`. `disabled`
-    names plugins to block. `init_args` is accepted for the seed's signature:
-    the init here is a fork of the caller, not a re-executed binary."""
+    names plugins to block. `hooks`, if given, lists the only hooks the
+    caller needs (e.g. ``["libcontainer_teardown"]`` to destroy): other
+    plugins are not imported. `init_args` is accepted for the seed's
+    signature: the init here is a fork of the caller, not a re-executed
+    binary."""
     from .factory import Factory
-    return Factory(root, disabled=disabled)
+    return Factory(root, disabled=disabled, hooks=hooks)
 
 
 def __getattr__(name):

@@ -16,9 +16,10 @@ def validate_id(id):
 
 
 class Factory:
-    def __init__(self, root, disabled=(), plugin_manager=None):
+    def __init__(self, root, disabled=(), plugin_manager=None, hooks=None):
         self.root = os.path.abspath(root)
         self.disabled = list(disabled)
+        self.hooks = hooks
         self._pm = plugin_manager
 
     @property
@@ -26,7 +27,7 @@ class Factory:
         """Loaded on first use: listing or signalling containers needs none."""
         if self._pm is None:
             from .plugin_manager import PluginManager
-            self._pm = PluginManager(disabled=self.disabled)
+            self._pm = PluginManager(disabled=self.disabled, hooks=self.hooks)
         return self._pm
 
     def validate(self, config):
@@ -62,11 +63,25 @@ class Factory:
                                     f"{e.strerror}") from None
         except (OSError, ValueError) as e:
             raise LibcontainerError(f"container {id}: state.json is unreadable or corrupt "
-                                    f"({e}); 'destroy' can still remove it") from None
-        if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+                                    f"({e}); 'destroy --force' can still remove it") from None
+        if not isinstance(state.get("config"), dict):
             raise LibcontainerError(f"container {id}: state.json is corrupt (no config); "
-                                    f"'destroy' can still remove it")
+                                    f"'destroy --force' can still remove it")
         return Container(self, id, None, state)
+
+    def salvage(self, id):
+        """For ``destroy --force`` of a container whose state.json is missing
+        or corrupt: a Container built from what it still tells
+        (state.salvage), whose destroy() kills the init if its pid is
+        verifiable and tears down what the stash records."""
+        from .configs import Config
+        validate_id(id)
+        state = st.salvage(os.path.join(self.root, id))
+        try:
+            config = Config.from_dict(state.get("config"))
+        except ConfigError:
+            config = Config(rootfs="/")     # teardown needs the stash, not the config
+        return Container(self, id, config, state)
 
     def list(self):
         try:

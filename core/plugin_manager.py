@@ -84,6 +84,11 @@ def discover():
                 entries.append({"name": ep.name, "value": ep.value,
                                 "dist": dist.metadata["Name"], "version": dist.version})
     entries.sort(key=lambda e: e["name"])
+    _write_cache(path, key, entries)
+    return entries
+
+
+def _write_cache(path, key, entries):
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}"
@@ -92,7 +97,34 @@ def discover():
         os.replace(tmp, path)
     except OSError:
         pass    # a read-only home only costs the scan next time
-    return entries
+
+
+def _file_stamp(path):
+    try:
+        return [path, os.stat(path).st_mtime_ns]
+    except (OSError, TypeError):
+        return None
+
+
+def _hooks_known(entry):
+    """The cached hook list holds while the plugin's file is unchanged (an
+    editable install changes code without touching site-packages)."""
+    stamp = entry.get("file")
+    return "hooks" in entry and stamp is not None and _file_stamp(stamp[0]) == stamp
+
+
+def _remember_hooks(entries, pm):
+    """Record in the cache which hooks each plugin implements, so that a
+    later manager built for a few hooks imports only the plugins it needs."""
+    changed = False
+    for entry in entries:
+        plugin = pm.get_plugin(entry["name"])
+        if plugin is not None and not _hooks_known(entry):
+            entry["hooks"] = sorted(c.name for c in pm.get_hookcallers(plugin) or [])
+            entry["file"] = _file_stamp(getattr(plugin, "__file__", None))
+            changed = True
+    if changed:
+        _write_cache(_cache_path(), _path_key(), entries)
 
 
 def disabled_from_env():
@@ -103,7 +135,10 @@ class PluginManager:
     """The plugins of one process: call the phases through methods, not
     through ``pm.hook.<name>`` with unchecked keywords."""
 
-    def __init__(self, disabled=(), entries=None):
+    def __init__(self, disabled=(), entries=None, hooks=None):
+        """`hooks`: the only hooks this manager will call (a CLI command that
+        just starts or deletes a container): plugins known, from the cached
+        index, to implement none of them are not imported."""
         import pluggy
 
         from . import hookspecs
@@ -115,9 +150,17 @@ class PluginManager:
         self._pm = pluggy.PluginManager("libcontainer")
         self._pm.add_hookspecs(hookspecs)
         self.hook = self._pm.hook
+        wanted = None if hooks is None else {"libcontainer_register", *hooks}
+        complete = True
         for entry in self.entries:
-            if entry["name"] not in self.disabled:
-                self._pm.register(_load(entry), name=entry["name"])
+            if entry["name"] in self.disabled:
+                continue
+            if wanted is not None and _hooks_known(entry) and not wanted & set(entry["hooks"]):
+                complete = False
+                continue
+            self._pm.register(_load(entry), name=entry["name"])
+        if complete and entries is None:
+            _remember_hooks(self.entries, self._pm)
         for name in self.disabled:
             self._pm.set_blocked(name)
         missing = ESSENTIAL - {e["name"] for e in self.entries}

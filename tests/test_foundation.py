@@ -416,3 +416,20 @@ def test_logging(bundle, tmp_path):
     r = nsinit("--log-level", "info", "exec", "--id", unique(), "/bin/true",
                root=str(bundle / "s"), cwd=bundle)
     assert r.returncode == 0 and "container started" in r.stderr
+
+
+def test_partial_plugin_manager_imports_only_what_it_needs(tmp_path):
+    """A manager built for a few hooks (pyrunc start, delete) imports only
+    the plugins that implement them, once the index knows who does what."""
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    code = ("import sys; from libcontainer.plugin_manager import PluginManager; "
+            "pm = PluginManager(hooks=sys.argv[1:] or None); "
+            "print(sorted(m.rsplit('.', 1)[1] for m in sys.modules "
+            "if m.startswith('libcontainer.plugins.') and m.count('.') == 2))")
+    full = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert "seccomp" in full.stdout and "rootfs" in full.stdout
+    part = subprocess.run([sys.executable, "-c", code, "libcontainer_post_start"], env=env,
+                          capture_output=True, text=True)
+    loaded = eval(part.stdout)
+    assert "oci_hooks" in loaded
+    assert "seccomp" not in loaded and "capabilities" not in loaded and "rootfs" not in loaded

@@ -15,6 +15,16 @@ import termios
 import tty
 
 
+def terminal_size(fd=0):
+    """(rows, columns) of the terminal on `fd`, or None."""
+    try:
+        rows, cols, _, _ = struct.unpack(
+            "HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, struct.pack("HHHH", 0, 0, 0, 0)))
+    except OSError:
+        return None
+    return (rows, cols) if rows and cols else None
+
+
 def copy_winsize(src_fd, dst_fd):
     try:
         size = fcntl.ioctl(src_fd, termios.TIOCGWINSZ, struct.pack("HHHH", 0, 0, 0, 0))

@@ -129,8 +129,10 @@ def _process(config, cmd, user, cwd, env, tty):
             raise click.BadParameter(f"{e!r} is not KEY=VALUE", param_hint="--env")
         k, v = e.split("=", 1)
         merged[k] = v
+    from .console import terminal_size
     return libcontainer.Process(args=list(cmd), env=[f"{k}={v}" for k, v in merged.items()],
-                                user=user, cwd=cwd or "/", tty=tty)
+                                user=user, cwd=cwd or "/", tty=tty,
+                                console_size=terminal_size(0) if tty else None)
 
 
 def _forward(process):

@@ -408,6 +408,7 @@ def _create(rt, cid, o, detached):
         raise LibcontainerError("config.json: process: is required to create a container")
     process = specconv.to_process(spec["process"])
     _check_console(process.tty, o.console_socket, detached)
+    _terminal_size(process, o.console_socket)
     config.no_pivot_root = o.no_pivot
     process.extra_fds, process.env = _passed_fds(o.preserve_fds, process.env)
     if rt.systemd:
@@ -429,6 +430,13 @@ def _create(rt, cid, o, detached):
         container.destroy()
         raise
     return container, process
+
+
+def _terminal_size(process, console_socket):
+    """An attached terminal: the pty starts with our size (before exec)."""
+    if process.tty and not console_socket and process.console_size is None:
+        from .console import terminal_size
+        process.console_size = terminal_size(0)
 
 
 def _check_console(tty, console_socket, detached):
@@ -514,67 +522,15 @@ def _attend(process, cleanup=None):
     _forward_to(process)
     try:
         if process.console_fd is not None:
-            _copy_tty(process)
+            from .console import relay
+            master, process.console_fd = process.console_fd, None
+            return relay(master, process)
         return process.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
         if cleanup is not None:
             cleanup()
-
-
-def _copy_tty(process):
-    """Copy stdin -> pty master -> stdout until the process closes its end;
-    our terminal is raw meanwhile and its size follows ours."""
-    import fcntl
-    import select
-    import termios
-    import tty
-    master = process.console_fd
-    saved = None
-    if os.isatty(0):
-        saved = termios.tcgetattr(0)
-        tty.setraw(0)
-
-    def resize(*_):
-        try:
-            fcntl.ioctl(master, termios.TIOCSWINSZ, fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
-        except OSError:
-            pass
-    if os.isatty(0):
-        resize()
-        signal.signal(signal.SIGWINCH, resize)
-    inputs = [0, master]
-    try:
-        while True:
-            try:
-                ready, _, _ = select.select(inputs, [], [])
-            except InterruptedError:
-                continue
-            if master in ready:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:
-                    data = b""          # EIO: every slave fd is closed
-                if not data:
-                    break
-                _write_all(1, data)
-            if 0 in ready:
-                data = os.read(0, 65536)
-                if data:
-                    _write_all(master, data)
-                else:
-                    inputs.remove(0)
-    finally:
-        if saved is not None:
-            termios.tcsetattr(0, termios.TCSADRAIN, saved)
-        os.close(master)
-        process.console_fd = None
-
-
-def _write_all(fd, data):
-    while data:
-        data = data[os.write(fd, data):]
 
 
 # --------------------------------------------------------------------------
@@ -620,6 +576,7 @@ def exec_(rt, o, args):
             raise UsageError("exec: missing the command (or --process FILE)")
         process = specconv.to_process(_exec_spec(container, cmd, o), source="exec")
     _check_console(process.tty, o.console_socket, o.detach)
+    _terminal_size(process, o.console_socket)
     process.extra_fds, process.env = _passed_fds(o.preserve_fds, process.env)
     if not o.detach:
         _forward_to(process)

@@ -25,6 +25,7 @@ class Process:
     stdout: Any = None
     stderr: Any = None
     tty: bool = False
+    console_size: Optional[tuple] = None    # (rows, columns) of the pty, set before exec
     capabilities: Any = None
     rlimits: Optional[list] = None
     no_new_privileges: Optional[bool] = None

@@ -33,6 +33,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import sys
 import termios
 
@@ -311,6 +312,10 @@ def _child(container, process, pm, chan, other_end, hold_fd):
         if process.tty:
             # a pty of the container's own devpts: the master goes to the parent
             master, slave = os.openpty()
+            if process.console_size:
+                # before exec: the program may ask for its size at once
+                rows, cols = process.console_size
+                fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
             stdio, console = [slave] * 3, [master]
         if hold_fd is not None:
             # the creator exits now; the init outlives it, waiting for start

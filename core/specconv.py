@@ -212,10 +212,20 @@ def to_process(p, source="config.json", path="process"):
         additional_groups=groups,
         umask=umask,
         tty=r.get(p, "terminal", bool, path, False),
+        console_size=_console_size(r, p, path),
         capabilities=None if caps is None else _capabilities(r, caps, _join(path, "capabilities")),
         rlimits=_rlimits(r, p, path) if "rlimits" in p else None,
         no_new_privileges=nnp,
     )
+
+
+def _console_size(r, p, path):
+    size = r.get(p, "consoleSize", dict, path)
+    if not size:
+        return None
+    where = _join(path, "consoleSize")
+    rows, cols = r.get(size, "height", int, where, 0), r.get(size, "width", int, where, 0)
+    return (rows, cols) if rows > 0 and cols > 0 else None
 
 
 def _capabilities(r, caps, path):

@@ -83,7 +83,10 @@ def test_process():
     assert p.user == "5:6"
     assert p.additional_groups == [7, 8]
     assert p.umask == 0o22
-    assert p.tty is False
+    assert p.tty is False and p.console_size is None
+    assert specconv.to_process(dict(s["process"], terminal=True,
+                                    consoleSize={"height": 30, "width": 100})).console_size \
+        == (30, 100)
     assert p.capabilities.effective == ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
     assert p.no_new_privileges is True
 

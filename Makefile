@@ -2,6 +2,7 @@
 # make test  -- install test deps, run the whole suite
 # make bench -- measure (see bench/README.md)
 # make test-clients -- only the tests where podman and containerd drive pyrunc
+# make soak  -- the long reliability runs (docs/reliability.md)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -9,7 +10,7 @@ ROOTFS := build/rootfs
 # runc: pyrunc's outputs are compared with it; podman, containerd: real clients (~25 s)
 APT_PACKAGES := busybox-static libseccomp2 iproute2 runc uidmap python3 podman containerd
 
-.PHONY: install apt rootfs run test test-clients bench clean
+.PHONY: install apt rootfs run test test-clients soak bench clean
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -44,6 +45,9 @@ test: rootfs
 
 test-clients: rootfs
 	$(PY) -m pytest -q -m clients tests/test_pyrunc.py
+
+soak: rootfs
+	$(PY) -m pytest -q -m soak tests/test_reliability.py tests/test_fuzz_config.py
 
 # make bench [BENCH_FLAGS=--quick]; BENCH_INSTALL=0: do not apt-get install runc/crun/time
 bench: rootfs

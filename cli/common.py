@@ -42,7 +42,7 @@ def fail(prog, message, code=1):
 def parse_signal(text):
     """'9', 'KILL', 'SIGKILL' -> signal number."""
     text = str(text).strip().upper()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():     # not '²': int() refuses it
         num = int(text)
         if not 0 < num < signal.NSIG:
             raise LibcontainerError(f"invalid signal {text!r}")

@@ -694,8 +694,12 @@ def delete(rt, o, args):
 
 
 def _remove_leftover(rt, cid):
-    """A state dir without a readable state.json (an interrupted create)."""
+    """A state dir without a readable state.json (an interrupted create, a
+    corrupt file): destroy what it still tells of (state.salvage), then the
+    directory."""
     import shutil
+    if os.path.isdir(rt.state_dir(cid)):
+        rt.factory.salvage(cid).destroy()
     shutil.rmtree(rt.state_dir(cid), ignore_errors=True)
 
 

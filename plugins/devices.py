@@ -21,7 +21,7 @@ def libcontainer_validate_config(config):
         where = f"devices[{i}]"
         if d.type not in TYPES:
             raise ConfigError(f"{where}.type: {d.type!r} is not one of c, b, p")
-        if not d.path.startswith("/dev/"):
+        if not d.path.startswith("/dev/") or ".." in d.path.split("/"):
             raise ConfigError(f"{where}.path: {d.path!r} is not under /dev/")
         if d.type != "p" and (d.major < 0 or d.minor < 0):
             raise ConfigError(f"{where}: a device node needs a major and minor number")

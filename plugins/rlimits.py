@@ -1,4 +1,4 @@
-"""Resource limits (setrlimit) of the container's processes."""
+"""Resource limits (setrlimit) and the OOM score of the container's processes."""
 import resource
 
 from libcontainer import hookimpl
@@ -37,11 +37,21 @@ def _order(v):
 @hookimpl
 def libcontainer_validate_config(config):
     _check(config.rlimits, "rlimits")
+    if config.oom_score_adj is not None and not -1000 <= config.oom_score_adj <= 1000:
+        raise ConfigError(f"oom_score_adj: {config.oom_score_adj} is not in -1000..1000")
 
 
 @hookimpl
 def libcontainer_setup_limits(container, process):
     rlimits = process.rlimits if process.rlimits is not None else container.config.rlimits
+    if container.config.oom_score_adj is not None:
+        # before any privilege is dropped: lowering the score needs CAP_SYS_RESOURCE
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(container.config.oom_score_adj))
+        except OSError as e:
+            raise SetupError(f"oom_score_adj {container.config.oom_score_adj}: "
+                             f"{e.strerror}") from None
     for r in rlimits:
         try:
             resource.setrlimit(rlimit_number(r.type), (_value(r.soft), _value(r.hard)))

@@ -73,7 +73,8 @@ def libcontainer_validate_config(config):
     ns = config.namespace("NEWUSER")
     if ns is None:
         if config.uid_mappings or config.gid_mappings:
-            raise ConfigError("uid_mappings: id mappings need a NEWUSER namespace")
+            field = "uid_mappings" if config.uid_mappings else "gid_mappings"
+            raise ConfigError(f"{field}: id mappings need a NEWUSER namespace")
         if os.geteuid() != 0:
             raise ConfigError("namespaces: running as an unprivileged user needs a NEWUSER "
                               "namespace with uid_mappings and gid_mappings")

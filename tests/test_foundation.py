@@ -433,3 +433,9 @@ def test_partial_plugin_manager_imports_only_what_it_needs(tmp_path):
     loaded = eval(part.stdout)
     assert "oci_hooks" in loaded
     assert "seccomp" not in loaded and "capabilities" not in loaded and "rootfs" not in loaded
+
+
+def test_oom_score_adj(run, make_config):
+    status, out, _ = run(["/bin/cat", "/proc/self/oom_score_adj"],
+                         config=make_config(oom_score_adj=500))
+    assert out.strip() == "500"

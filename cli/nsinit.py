@@ -169,17 +169,9 @@ def config():
 @click.pass_obj
 def state(obj, cid):
     """Print the state of container ID as JSON."""
-    from libcontainer.factory import validate_id
-    from libcontainer import state as st
-    validate_id(cid)
-    state_dir = os.path.join(obj.root, cid)
-    try:
-        data = st.read(state_dir)
-    except FileNotFoundError:
-        raise ContainerNotExists(cid) from None
-    except (OSError, ValueError) as e:
-        raise LibcontainerError(f"container {cid}: state.json is unreadable ({e})") from None
-    out = {"id": cid, "status": st.status(data, state_dir), "pid": data.get("init_pid", 0),
+    container = obj.factory.load(cid)       # no plugins, no config parsing
+    data = container.state
+    out = {"id": cid, "status": container.status(), "pid": data.get("init_pid", 0),
            "created": data.get("created"), "rootfs": data.get("config", {}).get("rootfs"),
            "namespaces": data.get("namespaces", {})}
     click.echo(json.dumps(out, indent=2))

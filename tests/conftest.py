@@ -116,3 +116,27 @@ def host_devices_untouched():
     before = _device_owners()
     yield
     assert _device_owners() == before, "the host's device nodes were changed"
+
+
+def read_all(fd):
+    """Everything until EOF on `fd`, decoded."""
+    chunks = []
+    while True:
+        data = os.read(fd, 65536)
+        if not data:
+            return b"".join(chunks).decode()
+        chunks.append(data)
+
+
+def capture(container, args, join=True, **kw):
+    """(status, stdout+stderr) of a process joined into `container` (or
+    started as its init with join=False)."""
+    r, w = os.pipe()
+    p = libcontainer.Process(args=args, stdout=w, stderr=w, **kw)
+    try:
+        (container.run if join else container.start)(p)
+    finally:
+        os.close(w)
+    out = read_all(r)
+    os.close(r)
+    return p.wait(), out

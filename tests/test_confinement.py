@@ -17,7 +17,7 @@ from libcontainer import configs, hookimpl, sample
 from libcontainer.errors import ConfigError, SetupError
 from libcontainer.linux import caps
 
-from conftest import REPO, nsinit, unique
+from conftest import REPO, capture, nsinit, read_all, unique
 
 DEFAULT_CAPS = list(sample.DEFAULT_CAPABILITIES)
 NS = ["NEWNS", "NEWUTS", "NEWIPC", "NEWPID", "NEWNET"]
@@ -64,28 +64,6 @@ def in_copy(make_config, rootfs, **kw):
     config = make_config(**kw)
     config.rootfs = rootfs
     return config
-
-
-def _read_all(fd):
-    chunks = []
-    while True:
-        data = os.read(fd, 65536)
-        if not data:
-            return b"".join(chunks).decode()
-        chunks.append(data)
-
-
-def capture(container, args, join=True, **kw):
-    """(status, stdout+stderr) of a process started in `container`."""
-    r, w = os.pipe()
-    p = libcontainer.Process(args=args, stdout=w, stderr=w, **kw)
-    try:
-        (container.run if join else container.start)(p)
-    finally:
-        os.close(w)
-    out = _read_all(r)
-    os.close(r)
-    return p.wait(), out
 
 
 @pytest.fixture
@@ -578,7 +556,7 @@ def test_joined_process_exe_is_out_of_reach(factory, make_config):
         assert joined.wait() == 0
         c.signal(9)
         init.wait()
-        out = _read_all(out_r)
+        out = read_all(out_r)
     finally:
         c.destroy()
         for fd in (go_w, done_r, out_r):

@@ -17,29 +17,7 @@ import libcontainer
 from libcontainer import configs
 from libcontainer.errors import InvalidState
 
-from conftest import BIN, nsinit, unique
-
-
-def _read_pipe(r):
-    chunks = []
-    while True:
-        data = os.read(r, 65536)
-        if not data:
-            return b"".join(chunks).decode()
-        chunks.append(data)
-
-
-def capture(container, args, run=True, **kw):
-    """Run a process (joined if run=True) and return (status, stdout)."""
-    r, w = os.pipe()
-    p = libcontainer.Process(args=args, stdout=w, stderr=w, **kw)
-    try:
-        (container.run if run else container.start)(p)
-    finally:
-        os.close(w)
-    out = _read_pipe(r)
-    os.close(r)
-    return p.wait(), out
+from conftest import BIN, capture, nsinit, unique
 
 
 @pytest.fixture
@@ -102,7 +80,7 @@ def test_init_reaps_orphans(factory, make_config):
     try:
         status, out = capture(container, ["/bin/sh", "-c",
                                           "for i in 1 2 3 4 5 6; do (sleep 0.1 &) ; done; sleep 1; "
-                                          "ps -o stat | grep -c Z"], run=False)
+                                          "ps -o stat | grep -c Z"], join=False)
         assert out.split()[-1] == "0"
     finally:
         container.destroy()

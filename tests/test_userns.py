@@ -14,7 +14,7 @@ import libcontainer
 from libcontainer import configs
 from libcontainer.errors import ConfigError
 
-from conftest import PREFIX, TOKEN, unique
+from conftest import PREFIX, TOKEN, capture, unique
 
 NS = ["NEWUSER", "NEWNS", "NEWUTS", "NEWIPC", "NEWPID", "NEWNET"]
 SITE = sysconfig.get_paths()["purelib"]
@@ -38,20 +38,6 @@ def userns_config(rootfs, uid_maps, gid_maps, **kw):
                           uid_mappings=uid_maps, gid_mappings=gid_maps, hostname="userns", **kw)
 
 
-def capture(container, process_args, **kw):
-    r, w = os.pipe()
-    p = libcontainer.Process(args=process_args, stdout=w, stderr=w, **kw)
-    try:
-        container.start(p)
-    finally:
-        os.close(w)
-    out = b""
-    while chunk := os.read(r, 65536):
-        out += chunk
-    os.close(r)
-    return p.wait(), out.decode()
-
-
 def test_userns_as_root(factory, rootfs, world_tmp):
     shared = world_tmp / "shared"
     shared.mkdir(mode=0o777)
@@ -64,7 +50,8 @@ def test_userns_as_root(factory, rootfs, world_tmp):
     try:
         status, out = capture(container, ["/bin/sh", "-c",
                                           "id -u; cat /proc/self/uid_map; touch /home/f; "
-                                          "mkdir /home/d; chown 1000 /home/d; echo done"])
+                                          "mkdir /home/d; chown 1000 /home/d; echo done"],
+                              join=False)
     finally:
         container.destroy()
     assert status == 0, out

@@ -529,6 +529,8 @@ def default_spec(rootless=False, uid=None, gid=None):
         },
     }
     linux = spec["linux"]
+    # rootless too: a network namespace of its own, loopback only
+    linux["namespaces"].insert(1, {"type": "network"})
     if rootless:
         uid = os.geteuid() if uid is None else uid
         gid = os.getegid() if gid is None else gid
@@ -536,6 +538,5 @@ def default_spec(rootless=False, uid=None, gid=None):
         linux["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
         linux["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
     else:
-        linux["namespaces"].insert(1, {"type": "network"})
         linux["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
     return spec

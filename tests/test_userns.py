@@ -125,10 +125,11 @@ def user(tmp_path_factory):
         shutil.rmtree(home, ignore_errors=True)
 
 
-def as_user(user, *args, env=None, input=None):
-    """Run the nsinit CLI as `user` with Debian's python3 and the venv's packages."""
+def as_user(user, *args, env=None, input=None, prog="nsinit"):
+    """Run the nsinit (or pyrunc) CLI as `user` with Debian's python3 and the
+    venv's packages."""
     code = ("import site, sys; site.addsitedir(sys.argv[1]); "
-            "from libcontainer.cli.nsinit import cli; sys.argv = ['nsinit'] + sys.argv[2:]; cli()")
+            f"from libcontainer.cli.{prog} import cli; sys.argv = ['{prog}'] + sys.argv[2:]; cli()")
     base = {"PATH": "/usr/bin:/bin", "HOME": user["home"], "LANG": "C.UTF-8"}
     cmd = ["setpriv", f"--reuid={user['uid']}", f"--regid={user['gid']}", "--init-groups",
            "--reset-env", "env", *[f"{k}={v}" for k, v in {**base, **(env or {})}.items()],
@@ -236,3 +237,29 @@ def test_rootless_default_state_root(user, rootfs):
     assert r.returncode == 0, r.stderr
     assert os.path.isdir(f"/tmp/libcontainer-{user['uid']}")
     shutil.rmtree(f"/tmp/libcontainer-{user['uid']}")
+
+
+def test_rootless_pyrunc_spec_and_run(user, rootfs):
+    """`pyrunc spec --rootless` writes a config that works for the calling
+    user; a cgroup that is not delegated to it is skipped with a warning."""
+    bundle = os.path.join(user["home"], unique("bundle"))
+    os.mkdir(bundle)
+    os.chown(bundle, user["uid"], user["gid"])
+    os.symlink(rootfs, os.path.join(bundle, "rootfs"))
+    r = as_user(user, "spec", "--rootless", "--bundle", bundle, prog="pyrunc")
+    assert r.returncode == 0, r.stderr
+    path = os.path.join(bundle, "config.json")
+    spec = json.load(open(path))
+    spec["process"].update(terminal=False, args=["sh", "-c", "id -u; ip -o link | wc -l; "
+                                                 "cat /proc/self/uid_map"])
+    spec["linux"]["cgroupsPath"] = f"/{unique('rl')}"
+    with open(path, "w") as f:
+        json.dump(spec, f)
+    root = os.path.join(user["home"], "pyrunc-state")
+    r = as_user(user, "--root", root, "run", "--bundle", bundle, unique(), prog="pyrunc")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split("\n")
+    assert lines[0] == "0" and lines[1].strip() == "1"
+    assert lines[2].split() == ["0", str(user["uid"]), "1"]
+    assert "not delegated" in r.stderr
+    assert os.listdir(root) == []

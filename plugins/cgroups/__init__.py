@@ -13,7 +13,7 @@ the same ones. A config without ``cgroups`` gets no cgroup.
 import os
 import re
 
-from libcontainer import hookimpl
+from libcontainer import hookimpl, log
 from libcontainer.errors import ConfigError, LibcontainerError, PluginError
 
 from . import common
@@ -163,6 +163,11 @@ def libcontainer_pre_clone(container, process):
     if cg is None:
         return
     manager = _driver(container.pm.registry, cg).new(common.cgroup_path(cg, container.id))
+    if os.geteuid() != 0 and not _delegated(manager):
+        # rootless: a cgroup only inside a subtree delegated to this user
+        log.warning("cgroups: the cgroup is not delegated to this user; the container "
+                    "runs without one", uid=os.geteuid(), path=manager.path)
+        return
     # recorded (and saved) before anything is made: a failure half-way, even
     # a killed runtime, is torn down from it
     container.stash[STASH] = manager.stash()
@@ -171,6 +176,18 @@ def libcontainer_pre_clone(container, process):
         manager.apply(cg)
     finally:
         container.stash[STASH] = manager.stash()
+
+
+def _delegated(manager):
+    """Whether this user may make the manager's directories: the nearest
+    existing ancestor of each is writable by it."""
+    dirs = manager.dirs.values() if hasattr(manager, "dirs") else [manager.dir]
+    for d in dirs:
+        while not os.path.exists(d):
+            d = os.path.dirname(d)
+        if not os.access(d, os.W_OK):
+            return False
+    return True
 
 
 @hookimpl

@@ -140,3 +140,23 @@ def capture(container, args, join=True, **kw):
     out = read_all(r)
     os.close(r)
     return p.wait(), out
+
+
+def read_pty(fd, until=None, timeout=15):
+    """What `fd` (a pty master) gives until `until` (bytes) shows up, EOF
+    (EIO once the other side is closed), or `timeout` seconds."""
+    import select
+    import time
+    out = b""
+    deadline = time.monotonic() + timeout
+    while (until is None or until not in out) and time.monotonic() < deadline:
+        if not select.select([fd], [], [], 0.1)[0]:
+            continue
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+    return out.decode(errors="replace")

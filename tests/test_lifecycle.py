@@ -17,7 +17,7 @@ import libcontainer
 from libcontainer import configs
 from libcontainer.errors import InvalidState
 
-from conftest import BIN, capture, nsinit, unique
+from conftest import BIN, capture, nsinit, read_pty, unique
 
 
 @pytest.fixture
@@ -209,22 +209,6 @@ def test_nsinit_kill_signal_names(bundle):
         nsinit("destroy", "-f", cid, root=root)
 
 
-def _read_until(fd, needle, timeout=15):
-    out = b""
-    deadline = time.time() + timeout
-    while needle not in out and time.time() < deadline:
-        r, _, _ = select.select([fd], [], [], 0.1)
-        if r:
-            try:
-                data = os.read(fd, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            out += data
-    return out.decode(errors="replace")
-
-
 def test_nsinit_tty_session(bundle):
     """An interactive shell driven through a pty: tty, size, SIGWINCH, ^C, exit."""
     root = str(bundle / "state")
@@ -235,20 +219,20 @@ def test_nsinit_tty_session(bundle):
                              "--id", unique(), "/bin/sh"], cwd=bundle,
                             stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
     try:
-        assert "# " in _read_until(master, b"# ")
+        assert "# " in read_pty(master, b"# ")
         os.write(master, b"tty; stty size\r")
-        out = _read_until(master, b"40 100")
+        out = read_pty(master, b"40 100")
         assert "/dev/pts/0" in out and "40 100" in out
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 120, 0, 0))
         os.kill(proc.pid, signal.SIGWINCH)
         time.sleep(0.3)
         os.write(master, b"stty size\r")
-        assert "50 120" in _read_until(master, b"50 120")
+        assert "50 120" in read_pty(master, b"50 120")
         os.write(master, b"sleep 100\r")
         time.sleep(0.5)
         os.write(master, b"\x03")
         os.write(master, b"echo after-$?\r")
-        assert "after-130" in _read_until(master, b"after-130")
+        assert "after-130" in read_pty(master, b"after-130")
         os.write(master, b"exit 7\r")
         assert proc.wait(timeout=20) == 7
         assert termios.tcgetattr(slave) == before      # the terminal is restored
@@ -266,7 +250,7 @@ def test_process_tty_api(factory, make_config):
         p = libcontainer.Process(args=["/bin/sh", "-c", "tty; test -t 0 && echo interactive"],
                                  tty=True)
         container.start(p)
-        out = _read_until(p.console_fd, b"interactive")
+        out = read_pty(p.console_fd, b"interactive")
         assert "/dev/pts/" in out and "interactive" in out
         assert p.wait() == 0
         os.close(p.console_fd)

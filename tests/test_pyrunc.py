@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import BIN, unique
+from conftest import BIN, read_pty, unique
 
 PYRUNC = os.path.join(BIN, "pyrunc")
 
@@ -566,23 +566,6 @@ def test_failing_poststop_only_warns(rt, tmp_path):
 # terminals
 # --------------------------------------------------------------------------
 
-def _read_until_eof(fd, timeout=20):
-    import select
-    chunks, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.1)
-        if not ready:
-            continue
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    return b"".join(chunks).decode(errors="replace")
-
-
 def _console_socket(tmp_path):
     path = str(tmp_path / "console.sock")
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -614,7 +597,7 @@ def test_console_socket_receives_the_pty_master(rt, tmp_path):
         assert create.wait(timeout=30) == 0
     try:
         rt.ok("start", cid)
-        out = _read_until_eof(master)
+        out = read_pty(master, timeout=20)
     finally:
         os.close(master)
     assert "/dev/pts/0" in out and "stdin-is-a-tty" in out
@@ -630,7 +613,7 @@ def test_exec_tty_with_console_socket_and_attached_run_tty(rt, tmp_path):
         master = _receive_master(srv)
         assert ex.wait(timeout=30) == 0
     try:
-        out = _read_until_eof(master)
+        out = read_pty(master, timeout=20)
     finally:
         os.close(master)
     assert "/dev/pts/" in out and "exec-tty" in out
@@ -663,7 +646,7 @@ def test_attached_run_on_a_terminal_is_raw_and_follows_its_size(rt, tmp_path):
             if select.select([master], [], [], 0.1)[0]:
                 seen += os.read(master, 4096)
         os.write(master, b"hello\r")
-        seen += _read_until_eof(master).encode()
+        seen += read_pty(master, timeout=20).encode()
     finally:
         os.close(master)
     assert run.wait(timeout=30) == 0

@@ -302,11 +302,15 @@ class Container:
             # a dying init waits until every process of its PID namespace is
             # reaped: meanwhile reap those that are our children (joined
             # through another Container object, or adopted as a subreaper)
-            while os.waitpid(pid, os.WNOHANG)[0] == 0:
-                _reap_children_in(pidns)
+            while True:
+                reaped, status = os.waitpid(pid, os.WNOHANG)
+                if reaped:
+                    break
+                _reap_children_in(pidns, keep=pid)
                 time.sleep(0.002)
             if self.init_process is not None and self.init_process.returncode is None:
-                self.init_process.returncode = 128 + _signal.SIGKILL
+                code = os.waitstatus_to_exitcode(status)
+                self.init_process.returncode = 128 - code if code < 0 else code
             return
         except ChildProcessError:
             pass      # not our child: whoever adopted it reaps it
@@ -317,7 +321,7 @@ class Container:
         try:
             deadline = time.monotonic() + timeout
             while st.alive(pid, start) and time.monotonic() < deadline:
-                _reap_children_in(pidns)
+                _reap_children_in(pidns, keep=pid)
                 select.select([pidfd], [], [], 0.1)
         finally:
             os.close(pidfd)
@@ -330,8 +334,9 @@ class Container:
                 raise
 
 
-def _reap_children_in(pidns):
-    """Reap the children of this process that are in PID namespace `pidns`."""
+def _reap_children_in(pidns, keep):
+    """Reap the children of this process that are in PID namespace `pidns`,
+    but not `keep` (the init: its status belongs to its Process object)."""
     if pidns is None:
         return
     try:
@@ -340,6 +345,8 @@ def _reap_children_in(pidns):
     except OSError:
         return
     for child in children:
+        if int(child) == keep:
+            continue
         try:
             if os.readlink(f"/proc/{child}/ns/pid") == pidns:
                 os.waitpid(int(child), os.WNOHANG)

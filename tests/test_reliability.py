@@ -1099,13 +1099,17 @@ def test_unprivileged_user(unprivileged, rootfs, clean_host):
     r = attempt(configs.Config(rootfs=rootfs, namespaces=ns), "--disable-plugin", "userns")
     _denied(r, "Operation not permitted")
     assert "(" in r.stderr.split("Operation not permitted")[0], "names the failing call"
-    # in a user namespace of its own (rootless): a cgroup, a veth pair
+    # in a user namespace of its own (rootless): a cgroup not delegated to
+    # the user is skipped with a one-line warning, a veth pair is refused
     maps = dict(uid_mappings=[configs.IDMap(0, entry.pw_uid, 1)],
                 gid_mappings=[configs.IDMap(0, entry.pw_gid, 1)])
     ns = [*ns, configs.Namespace("NEWUSER")]
+    path = f"/{unique()}"
     r = attempt(configs.Config(rootfs=rootfs, namespaces=ns, cgroups=configs.Cgroup(
-        path=f"/{unique()}", resources=configs.Resources(pids_limit=10)), **maps))
-    _denied(r, "cgroups", "denied")
+        path=path, resources=configs.Resources(pids_limit=10)), **maps))
+    assert r.returncode == 0, r.stderr
+    assert len(r.stderr.splitlines()) == 1 and "not delegated" in r.stderr
+    assert not any(os.path.exists(f"/sys/fs/cgroup/{c}{path}") for c in ("pids", "memory"))
     r = attempt(configs.Config(rootfs=rootfs, namespaces=ns, networks=[configs.Network(
         type="veth", name="eth0", host_interface_name=ifname(), address="10.254.7.2/24")],
         **maps))

@@ -263,3 +263,45 @@ def test_rootless_pyrunc_spec_and_run(user, rootfs):
     assert lines[2].split() == ["0", str(user["uid"]), "1"]
     assert "not delegated" in r.stderr
     assert os.listdir(root) == []
+
+
+def _v1_hierarchies():
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f
+                if line.split(" - ")[1].split()[0] == "cgroup"]
+
+
+def test_rootless_uses_a_delegated_cgroup(user, rootfs):
+    """A cgroup subtree the user owns (delegated by root) is used."""
+    hierarchies = _v1_hierarchies()
+    if not hierarchies:
+        pytest.skip("needs cgroup v1 hierarchies (the v2 delegation path is the same check)")
+    top = unique("deleg")
+    made = []
+    try:
+        for h in hierarchies:
+            d = os.path.join(h, top)
+            os.mkdir(d)
+            made.append(d)
+            for name in [d] + [os.path.join(d, f) for f in os.listdir(d)]:
+                os.chown(name, user["uid"], user["gid"])
+            if os.path.exists(os.path.join(h, "cpuset.cpus")):
+                for f in ("cpuset.cpus", "cpuset.mems"):
+                    with open(os.path.join(h, f)) as src, open(os.path.join(d, f), "w") as dst:
+                        dst.write(src.read())
+        path = rootless_bundle(user, rootfs)
+        cfg = json.load(open(path))
+        cfg["namespaces"] = [n for n in cfg["namespaces"] if n["type"] != "NEWCGROUP"]
+        cfg["cgroups"] = {"path": f"/{top}/c1", "resources": {"pids_limit": 20}}
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        root = os.path.join(user["home"], "state")
+        r = as_user(user, "--root", root, "exec", "--id", unique(), "/bin/sh", "-c",
+                    "grep pids /proc/self/cgroup")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip().endswith(f":pids:/{top}/c1")
+        assert "not delegated" not in r.stderr
+        assert not os.path.exists(os.path.join(made[0], "c1"))       # removed with it
+    finally:
+        for d in made:
+            os.rmdir(d)

@@ -161,6 +161,10 @@ class Manager:
         rules = common.device_rules(cgroup)
         if d is None:
             return      # check() refused configs that need it
+        if os.geteuid() != 0:
+            # rootless, in a delegated subtree: the devices controller needs
+            # CAP_SYS_ADMIN, and a user namespace cannot mknod anyway
+            return
         if rules is None:
             write(d, "devices.allow", "a", "cgroups.allow_all_devices")
             return

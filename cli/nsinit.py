@@ -8,6 +8,7 @@ import click
 
 import libcontainer
 from libcontainer import log
+from libcontainer.container import DESTROY_HOOKS
 from libcontainer.errors import ContainerNotExists, InvalidState, LibcontainerError
 
 from .common import FORWARDED, forward_signals, parse_signal, run_cli
@@ -20,10 +21,6 @@ def default_root():
     if runtime_dir and os.access(runtime_dir, os.W_OK):
         return os.path.join(runtime_dir, "libcontainer")
     return f"/tmp/libcontainer-{os.geteuid()}"
-
-
-# what destroy and kill call: other plugins stay unimported for them
-DESTROY_HOOKS = ["libcontainer_processes", "libcontainer_thaw", "libcontainer_teardown"]
 
 
 class Ctx:
@@ -226,28 +223,17 @@ def destroy(obj, cid, force):
     except ContainerNotExists:
         if not (force and os.path.isdir(os.path.join(obj.root, cid))):
             raise
-        _force_remove(obj, cid)     # no state.json: a create killed early
+        obj.factory.remove(cid)     # no state.json: a create killed early
         return
     except LibcontainerError:
         if not force:
             raise
-        _force_remove(obj, cid)
+        obj.factory.remove(cid)
         return
     status = container.status()
     if status not in ("stopped",) and not force:
         raise InvalidState(f"container {cid} is {status}: stop it or use --force")
     container.destroy()
-
-
-def _force_remove(obj, cid):
-    """A container whose state.json is missing or corrupt: kill its init if
-    the pid and its start time are still readable (so verifiable), remove
-    what the stash still records, then the state dir."""
-    import shutil
-    try:
-        obj.factory.salvage(cid).destroy()
-    finally:
-        shutil.rmtree(os.path.join(obj.root, cid), ignore_errors=True)
 
 
 @main.command()

@@ -214,10 +214,6 @@ def need_id(args, name, extra=0):
 # the runtime: state root, containers
 # --------------------------------------------------------------------------
 
-# what destroy, kill --all and a paused kill call: other plugins stay unimported
-DESTROY_HOOKS = ["libcontainer_processes", "libcontainer_thaw", "libcontainer_teardown"]
-
-
 class Runtime:
     def __init__(self, g):
         self.root = os.path.abspath(g.root or default_root())
@@ -320,6 +316,7 @@ def kill(rt, o, args):
     if status == STOPPED:
         raise LibcontainerError("container not running")
     if o.all or status == PAUSED:
+        from libcontainer.container import DESTROY_HOOKS
         rt.hooks = DESTROY_HOOKS
         container = rt.load(cid)
         container.signal(sig, all=o.all)
@@ -674,6 +671,7 @@ def ps(rt, o, args):
 def delete(rt, o, args):
     """Delete a container and everything made for it."""
     cid = need_id(args, "delete")
+    from libcontainer.container import DESTROY_HOOKS
     rt.hooks = DESTROY_HOOKS
     try:
         container = rt.load(cid)
@@ -695,12 +693,9 @@ def delete(rt, o, args):
 
 def _remove_leftover(rt, cid):
     """A state dir without a readable state.json (an interrupted create, a
-    corrupt file): destroy what it still tells of (state.salvage), then the
-    directory."""
-    import shutil
+    corrupt file)."""
     if os.path.isdir(rt.state_dir(cid)):
-        rt.factory.salvage(cid).destroy()
-    shutil.rmtree(rt.state_dir(cid), ignore_errors=True)
+        rt.factory.remove(cid)
 
 
 @command("ID")

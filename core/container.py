@@ -11,6 +11,11 @@ import time
 
 from . import state as st
 from .errors import ContainerNotExists, InvalidState, LibcontainerError, SetupError
+from .faults import crash_point
+
+# the hooks destroy() (and signal(all=True)) call: a factory built with
+# hooks=DESTROY_HOOKS imports no other plugin
+DESTROY_HOOKS = ["libcontainer_processes", "libcontainer_thaw", "libcontainer_teardown"]
 
 # status -> operations allowed in it
 ALLOWED = {
@@ -352,13 +357,6 @@ def _reap_children_in(pidns, keep):
                 os.waitpid(int(child), os.WNOHANG)
         except (OSError, ChildProcessError):
             pass
-
-
-def crash_point(name):
-    """Test-only fault injection (as core/spawn.py's): SIGKILL this process
-    at the named point when LIBCONTAINER_TEST_CRASH_AT names it."""
-    if os.environ.get("LIBCONTAINER_TEST_CRASH_AT") == name:
-        os.kill(os.getpid(), _signal.SIGKILL)
 
 
 def _now():

@@ -83,6 +83,15 @@ class Factory:
             config = Config(rootfs="/")     # teardown needs the stash, not the config
         return Container(self, id, config, state)
 
+    def remove(self, id):
+        """``destroy --force`` of a container whose state.json is missing or
+        corrupt: destroy what it still tells of, then its state dir."""
+        import shutil
+        try:
+            self.salvage(id).destroy()
+        finally:
+            shutil.rmtree(os.path.join(self.root, id), ignore_errors=True)
+
     def list(self):
         try:
             return sorted(n for n in os.listdir(self.root)

@@ -38,6 +38,7 @@ import sys
 import termios
 
 from . import execguard, state
+from .faults import crash_point
 from .errors import LibcontainerError, SetupError
 from .linux import misc
 from .linux.clone import fork_sibling
@@ -47,16 +48,6 @@ _PROCESS = ("setup_limits", "setup_identity", "setup_privileges")
 INIT_PHASES = ("finish_namespaces", "setup_mounts", "setup_devices", "rootfs_ready", "enter_rootfs",
                "setup_environment", *_PROCESS)
 JOIN_PHASES = ("finish_namespaces", *_PROCESS)
-
-# Test-only fault injection: "phase" or "phase:parent" makes that process
-# SIGKILL itself when it reaches the phase (see tests/test_reliability.py).
-_CRASH_AT = os.environ.get("LIBCONTAINER_TEST_CRASH_AT", "")
-
-
-def crash_point(name):
-    if _CRASH_AT and _CRASH_AT == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-        os._exit(137)   # PID 1 of a new PID namespace ignores its own SIGKILL
 
 
 class Channel:

@@ -29,6 +29,7 @@ class Run:
     ok: bool
     ms: float = 0.0
     rc: int = 0
+    cpu_ms: float = 0.0     # user + system time of the command and the children it reaped
     err: str = ""
     out: str = ""
     parts: dict = dataclasses.field(default_factory=dict)
@@ -59,10 +60,11 @@ class Spawner:
             pid = os.posix_spawn(argv[0], argv, self.env, file_actions=actions)
         except OSError as e:
             return Run(False, err=f"{argv[0]}: {e.strerror}")
-        status, timed_out = _wait(pid, timeout)
+        status, rusage, timed_out = _wait(pid, timeout)
         dt = (time.perf_counter() - t0) * 1000
         rc = os.waitstatus_to_exitcode(status)
-        run = Run(rc in ok_codes and not timed_out, dt, rc)
+        run = Run(rc in ok_codes and not timed_out, dt, rc,
+                  cpu_ms=(rusage.ru_utime + rusage.ru_stime) * 1000)
         if capture:
             self.out.seek(0)
             run.out = self.out.read().decode(errors="replace")
@@ -88,8 +90,8 @@ def _wait(pid, timeout):
                 os.kill(pid, signal.SIGKILL)
         finally:
             os.close(fd)
-    _, status = os.waitpid(pid, 0)
-    return status, timed_out
+    _, status, rusage = os.wait4(pid, 0)
+    return status, rusage, timed_out
 
 
 def last_line(text):

@@ -439,3 +439,21 @@ def test_oom_score_adj(run, make_config):
     status, out, _ = run(["/bin/cat", "/proc/self/oom_score_adj"],
                          config=make_config(oom_score_adj=500))
     assert out.strip() == "500"
+
+
+def test_every_package_is_installed():
+    """A regular (non-editable) install gets every package of the tree: a
+    package missing from setup.cfg works in the editable install only."""
+    import configparser
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(REPO, "setup.cfg"))
+    dirs = {name: path for name, path in
+            (line.split(" = ") for line in cfg["options"]["package_dir"].split("\n") if line)}
+    listed = set(cfg["options"]["packages"].split())
+    found = set()
+    for name, top in dirs.items():
+        for d, _, files in os.walk(os.path.join(REPO, top)):
+            if "__init__.py" in files:
+                rel = os.path.relpath(d, os.path.join(REPO, top))
+                found.add(name if rel == "." else name + "." + rel.replace("/", "."))
+    assert found - listed == set(), "missing from setup.cfg [options] packages"

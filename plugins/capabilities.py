@@ -2,10 +2,15 @@
 
 ``config.capabilities`` (or ``process.capabilities``, which wins):
 
-* ``None`` -- leave the sets as they are (a root process keeps everything);
 * a list of names (``["CHOWN", "CAP_NET_RAW"]``, the seed's form) -- the
-  bounding, effective, permitted and inheritable sets; ambient empty;
-* ``configs.Capabilities`` (or a dict of the same shape) -- each set.
+  bounding, effective, permitted and inheritable sets; ambient empty. The
+  default is ``[]``: no capabilities, as runc without
+  ``process.capabilities``;
+* ``configs.Capabilities`` (or a dict of the same shape) -- each set;
+* ``None`` -- leave the sets as they are (a root process keeps everything).
+
+A name this runtime does not know is skipped with a warning, as runc does
+(profiles list capabilities newer than the host).
 
 Applied after the identity switch (``plugins/user.py`` sets PR_SET_KEEPCAPS
 before ``setuid``, so the permitted set survives it). What the program runs
@@ -20,13 +25,13 @@ from libcontainer.linux import caps
 SYS_ADMIN = caps.NAMES["SYS_ADMIN"]
 
 
-def normalise(value, where):
+def normalise(value, where, unknown=None):
     """None | [names] | Capabilities | dict -> None | {set name: set of numbers}.
-    Raises ConfigError naming the field of an unknown name."""
+    Unknown names are skipped; `unknown`, a list, collects them."""
     if value is None:
         return None
     if isinstance(value, (list, tuple)):
-        numbers = _numbers(value, where)
+        numbers = _numbers(value, where, unknown)
         return {"bounding": numbers, "effective": numbers, "permitted": numbers,
                 "inheritable": numbers, "ambient": set()}
     if isinstance(value, dict):
@@ -34,20 +39,24 @@ def normalise(value, where):
         if unknown:
             raise ConfigError(f"{where}: unknown capability set {sorted(unknown)[0]!r} "
                               f"(known: {', '.join(caps.SETS)})")
-        return {s: _numbers(value.get(s) or [], f"{where}.{s}") for s in caps.SETS}
+        return {s: _numbers(value.get(s) or [], f"{where}.{s}", unknown) for s in caps.SETS}
     if all(hasattr(value, s) for s in caps.SETS):       # configs.Capabilities
-        return {s: _numbers(getattr(value, s), f"{where}.{s}") for s in caps.SETS}
+        return {s: _numbers(getattr(value, s), f"{where}.{s}", unknown) for s in caps.SETS}
     raise ConfigError(f"{where}: expected a list of names or a Capabilities object")
 
 
-def _numbers(names, where):
+def _numbers(names, where, unknown=None):
     if not isinstance(names, (list, tuple)):
         raise ConfigError(f"{where}: expected a list of capability names")
     out = set()
     for i, name in enumerate(names):
-        n = caps.number(name) if isinstance(name, str) else None
+        if not isinstance(name, str):
+            raise ConfigError(f"{where}[{i}]: expected a capability name, got {name!r}")
+        n = caps.number(name)
         if n is None:
-            raise ConfigError(f"{where}[{i}]: unknown capability {name!r}")
+            if unknown is not None:
+                unknown.append(f"{where}[{i}]: unknown capability {name!r} skipped")
+            continue
         out.add(n)
     return out
 
@@ -68,7 +77,10 @@ def check(sets, where):
 
 @hookimpl
 def libcontainer_validate_config(config):
-    sets = normalise(config.capabilities, "capabilities")
+    unknown = []
+    sets = normalise(config.capabilities, "capabilities", unknown)
+    for message in unknown:
+        log.warning(message)
     check(sets, "capabilities")
     if sets is not None:
         skipped = sets["ambient"] - (sets["permitted"] & sets["inheritable"])

@@ -170,6 +170,10 @@ def libcontainer_enter_rootfs(container, process):
         mount(None, ".", None, MS.SLAVE | MS.REC)
         umount2(".", MNT_DETACH)
     os.chdir("/")
+    # runc creates a missing cwd (as root, inside the new root); whatever
+    # fails here is reported by the chdir of plugins/user.py
+    with contextlib.suppress(OSError):
+        os.makedirs(process.cwd, 0o755, exist_ok=True)
 
 
 @hookimpl

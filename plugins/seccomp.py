@@ -7,8 +7,12 @@ set no_new_privs by itself; without it, the capabilities plugin keeps
 CAP_SYS_ADMIN in the permitted set until here (execve drops it again unless
 the config grants it), and this plugin raises it into the effective set
 just for the load.
+
+A syscall name the host's libseccomp does not know is skipped (a debug log
+record), as runc does: engines' default profiles list syscalls newer than
+many hosts' libseccomp.
 """
-from libcontainer import hookimpl
+from libcontainer import hookimpl, log
 from libcontainer.errors import ConfigError, SetupError
 from libcontainer.linux import caps, misc
 from libcontainer.linux import seccomp as libseccomp
@@ -20,9 +24,12 @@ SYS_ADMIN = caps.NAMES["SYS_ADMIN"]
 def libcontainer_validate_config(config):
     if config.seccomp is not None:
         try:
-            libseccomp.parse(config.seccomp, "seccomp")
+            filt = libseccomp.parse(config.seccomp, "seccomp")
         except libseccomp.ProfileError as e:
             raise ConfigError(str(e)) from None
+        if filt.unknown:
+            log.debug("seccomp: syscalls unknown to libseccomp skipped",
+                      syscalls=sorted(set(filt.unknown)))
 
 
 @hookimpl

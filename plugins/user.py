@@ -1,5 +1,7 @@
 """The process's identity: user and groups resolved in the *container's*
-/etc/passwd and /etc/group, additional groups, umask and working directory."""
+/etc/passwd and /etc/group, additional groups, umask and working directory
+(the init's cwd is created by the rootfs plugin, as runc does)."""
+import errno
 import os
 
 from libcontainer import hookimpl
@@ -41,8 +43,10 @@ def resolve_user(spec, passwd="/etc/passwd", group="/etc/group"):
                 raise SetupError(f"group {grp!r}: no such group in the container's {group}")
             gid = int(g[2])
     name = entry[0] if entry else None
-    extra = [int(g[2]) for g in groups
-             if len(g) > 3 and name and name in g[3].split(",") and g[2].isdigit()]
+    # an explicit group wins: no supplementary groups from /etc/group (as
+    # runc, whose OCI user is always "uid:gid": additionalGids are all)
+    extra = [] if grp else [int(g[2]) for g in groups
+                            if len(g) > 3 and name and name in g[3].split(",") and g[2].isdigit()]
     return uid, gid, home, extra
 
 
@@ -53,14 +57,6 @@ def _group_id(spec, groups):
     if g is None:
         raise SetupError(f"group {spec!r}: no such group in the container's /etc/group")
     return int(g[2])
-
-
-def _setgroups_allowed():
-    try:
-        with open("/proc/self/setgroups") as f:
-            return f.read().strip() != "deny"
-    except OSError:
-        return True
 
 
 @hookimpl
@@ -74,12 +70,25 @@ def libcontainer_setup_identity(container, process):
         extra += [_group_id(g, groups) for g in process.additional_groups]
     if not any(e.startswith("HOME=") for e in process.env):
         process.env = [*process.env, f"HOME={home}"]
-    # always: the caller's supplementary groups must not leak in (unless a
-    # rootless user namespace denies setgroups: then there are none to leak)
-    if _setgroups_allowed():
+    # always: the caller's supplementary groups must not leak in. Tried,
+    # not decided from /proc/self/setgroups: after pivot_root that may be
+    # the image's own file. EPERM: a user namespace denies it (rootless),
+    # and then its processes have no groups to drop.
+    try:
         os.setgroups(sorted(set(extra)))
-    elif extra and process.additional_groups:
-        raise SetupError("additional groups need setgroups, which this user namespace denies")
+    except PermissionError:
+        if process.additional_groups:
+            raise SetupError("additional groups need setgroups, which this user namespace "
+                             "denies") from None
+    # as runc: the cwd is entered with the runtime's rights, and again as
+    # the user if those were not enough (a volume only the user may enter)
+    try:
+        os.chdir(process.cwd)
+        retry = None
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM):
+            raise SetupError(f"cwd {process.cwd!r}: {e.strerror}") from None
+        retry = e
     os.setresgid(gid, gid, gid)
     if uid != 0:
         # keep the permitted set so the capabilities plugin can set it
@@ -87,10 +96,11 @@ def libcontainer_setup_identity(container, process):
     os.setresuid(uid, uid, uid)
     if process.umask is not None:
         os.umask(process.umask)
-    try:
-        os.chdir(process.cwd)
-    except OSError as e:
-        raise SetupError(f"cwd {process.cwd!r}: {e.strerror}") from None
+    if retry is not None:
+        try:
+            os.chdir(process.cwd)
+        except OSError as e:
+            raise SetupError(f"cwd {process.cwd!r}: {e.strerror}") from None
     # CVE-2024-21626: a cwd like /proc/self/fd/N reaches a host directory
     # through an fd the runtime holds; the kernel has no path under / for it
     try:

@@ -55,6 +55,9 @@ def make_config(rootfs):
     def make(**kw):
         kw.setdefault("namespaces", [configs.Namespace(t) for t in NAMESPACES])
         kw.setdefault("hostname", "testing")
+        # the tests of other features run as a root keeping every capability
+        # (the library's default is none, as runc's)
+        kw.setdefault("capabilities", None)
         return configs.Config(rootfs=rootfs, **kw)
     return make
 

@@ -128,7 +128,6 @@ def test_process_capabilities_override_the_config(sh):
 
 
 @pytest.mark.parametrize("value, message", [
-    (["CHOWN", "FOO"], "capabilities[1]: unknown capability 'FOO'"),
     (configs.Capabilities(bounding=["CHOWN"], permitted=["CHOWN"], effective=["KILL"]),
      "capabilities.effective: KILL is not in the permitted set"),
     (configs.Capabilities(inheritable=["SYS_ADMIN"]),
@@ -138,6 +137,61 @@ def test_bad_capabilities_are_rejected(factory, make_config, value, message):
     with pytest.raises(ConfigError) as e:
         factory.create(unique(), make_config(capabilities=value))
     assert str(e.value) == message
+
+
+def test_unknown_capability_is_skipped_with_a_warning(sh, capfd):
+    """runc warns about a name it does not know (a profile written for a
+    newer kernel) and goes on."""
+    status, out, err = sh("grep CapBnd /proc/self/status",
+                          cfg={"capabilities": ["CHOWN", "CAP_FROM_THE_FUTURE"]})
+    assert status == 0, err
+    assert status_caps(out)["CapBnd"] == mask(["CHOWN"])
+    assert "capabilities[1]: unknown capability 'CAP_FROM_THE_FUTURE' skipped" in \
+        capfd.readouterr().err
+
+
+def test_no_capabilities_by_default_as_runc(factory, rootfs, tmp_path):
+    """The library's default, and config.json without process.capabilities:
+    no capabilities at all -- the same sets runc gives."""
+    c = factory.create(unique(), configs.Config(rootfs=rootfs, namespaces=[
+        configs.Namespace(t) for t in NS]))
+    try:
+        status, out = capture(c, ["grep", "Cap", "/proc/self/status"], join=False)
+    finally:
+        c.destroy()
+    assert status == 0, out
+    ours = status_caps(out)
+    assert ours == {"CapInh": 0, "CapPrm": 0, "CapEff": 0, "CapBnd": 0, "CapAmb": 0}
+    spec = _runc_spec(tmp_path, rootfs, ["grep", "Cap", "/proc/self/status"])
+    del spec["process"]["capabilities"]
+    assert _pyrunc_and_runc(tmp_path, spec, status_caps) == (ours, ours)
+
+
+def _runc_spec(tmp_path, rootfs, args):
+    from libcontainer import specconv
+    spec = specconv.default_spec()
+    spec["root"] = {"path": rootfs, "readonly": True}
+    spec["process"].update(terminal=False, args=args)
+    spec["linux"].pop("resources", None)
+    return spec
+
+
+def _pyrunc_and_runc(tmp_path, spec, parse):
+    """Run `spec` with pyrunc and with runc (each its own --root): the
+    parsed stdout of each."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir(exist_ok=True)
+    results = []
+    for runtime in (os.path.join(REPO, ".venv", "bin", "pyrunc"), "/usr/sbin/runc"):
+        cid = unique()
+        spec["linux"]["cgroupsPath"] = f"/{cid}"
+        (bundle / "config.json").write_text(json.dumps(spec))
+        r = subprocess.run([runtime, "--root", str(tmp_path / f"state-{len(results)}"), "run",
+                            "--bundle", str(bundle), cid], capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=60)
+        assert r.returncode == 0, f"{runtime}: {r.stderr}"
+        results.append(parse(r.stdout))
+    return tuple(results)
 
 
 def test_ambient_outside_inheritable_is_skipped_like_runc(sh):
@@ -198,6 +252,36 @@ def test_user_gets_its_groups_home_and_additional_groups(sh):
     groups, home = out.splitlines()
     assert set(groups.split()) == {"1000", "29", "100", "5", "42"}
     assert home == "/home/user"
+
+
+def test_explicit_group_means_exactly_the_additional_gids_as_runc(sh, tmp_path, rootfs):
+    """An OCI user is always uid:gid: the supplementary groups are exactly
+    additionalGids, nothing from the image's /etc/group (uid 1000 is a
+    member of tty, users there)."""
+    status, out, err = sh("id -G", user="1000:1000", additional_groups=[42])
+    assert status == 0, err
+    assert sorted(out.split()) == ["1000", "42"]
+    spec = _runc_spec(tmp_path, rootfs, ["id", "-G"])
+    spec["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [42]}
+    ours, runc = _pyrunc_and_runc(tmp_path, spec, lambda out: sorted(out.split()))
+    assert ours == runc == ["1000", "42"]
+
+
+def test_missing_cwd_is_created_as_runc(sh):
+    status, out, err = sh("pwd; stat -c %u:%a .", user="1000", cwd="/tmp/new/deeper")
+    assert status == 0, err
+    assert out.split() == ["/tmp/new/deeper", "0:755"]
+
+
+def test_cwd_only_the_user_may_enter_is_entered_as_the_user(sh):
+    """runc enters the cwd before dropping privileges and again afterwards
+    on EACCES: a directory the runtime's root may not enter (no
+    DAC_OVERRIDE here) but the user may."""
+    cfg = {"capabilities": ["SETUID", "SETGID"],
+           "mounts": configs.default_mounts() + [
+               configs.Mount("tmpfs", "/tmp", "tmpfs", data="mode=700,uid=1000,gid=1000")]}
+    status, out, err = sh("pwd", cfg=cfg, user="1000:1000", cwd="/tmp")
+    assert (status, out.strip()) == (0, "/tmp"), err
 
 
 def test_cwd_umask_and_file_owner(sh):
@@ -294,8 +378,8 @@ def test_seccomp_for_a_user_without_capabilities(sh):
 @pytest.mark.parametrize("profile, message", [
     ({"defaultAction": "SCMP_ACT_NOPE"}, "seccomp.defaultAction: unknown action 'SCMP_ACT_NOPE'"),
     ({"defaultAction": "SCMP_ACT_ALLOW",
-      "syscalls": [{"names": ["mkdri"], "action": "SCMP_ACT_ERRNO"}]},
-     "seccomp.syscalls[0].names[0]: unknown syscall 'mkdri'"),
+      "syscalls": [{"names": ["mk dir"], "action": "SCMP_ACT_ERRNO"}]},
+     "seccomp.syscalls[0].names[0]: 'mk dir' is not a syscall name"),
     ({"defaultAction": "SCMP_ACT_ALLOW",
       "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO",
                     "args": [{"index": 7, "value": 1, "op": "SCMP_CMP_EQ"}]}]},
@@ -314,6 +398,16 @@ def test_bad_seccomp_profiles_are_rejected(factory, make_config, profile, messag
     with pytest.raises(ConfigError) as e:
         factory.create(unique(), make_config(seccomp=profile))
     assert str(e.value).startswith(message)
+
+
+def test_syscall_unknown_to_libseccomp_is_skipped_as_runc(sh):
+    """Engines' default profiles name syscalls newer than the host's
+    libseccomp: runc skips those names, the rest of the rule applies."""
+    profile = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["mkdir_from_the_future", "mkdir", "mkdirat"],
+                             "action": "SCMP_ACT_ERRNO", "errnoRet": 95}]}
+    status, out, err = sh("mkdir /tmp/d; echo mkdir=$?", cfg={"seccomp": profile})
+    assert "mkdir=1" in out and "Operation not supported" in err
 
 
 def test_default_seccomp_profile_blocks_namespaces_and_mounts(sh):

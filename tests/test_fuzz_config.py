@@ -261,11 +261,6 @@ def _names(known):
                                        ("CAP_" + s.upper()) not in known)
 
 
-def _caps():
-    from libcontainer.linux import caps
-    return {n.upper() for n in caps.NAMES} | {"CAP_" + n.upper() for n in caps.NAMES}
-
-
 CIDRS = st.sampled_from(["10.0.0.1/33", "300.1.1.1/24", "10.0.0.1", "::1/200", "fe80::1",
                          "10.0.0.0/8/8", "", " ", "10.0.0.1/-1", "abc/24", "10.0.0.1/24 "]) | \
     st.text(max_size=20)
@@ -279,7 +274,7 @@ def bad_value(draw, base):
     from libcontainer.plugins import rlimits
     from libcontainer.plugins.rootfs import FLAGS, PROPAGATION
     kind = draw(st.sampled_from([
-        "capability", "namespace", "rlimit", "mount-flag", "propagation", "relative-dest",
+        "namespace", "rlimit", "mount-flag", "propagation", "relative-dest",
         "rootfs", "cgroup-traversal", "cgroup-name", "cidr", "gateway", "route", "mtu",
         "ifname", "cpu-shares", "cpu-period", "blkio-weight", "cpuset", "pids", "memory-swap",
         "device-type", "device-path", "file-mode", "hostname", "sysctl", "hook-path",
@@ -287,11 +282,6 @@ def bad_value(draw, base):
         "hugetlb", "unified", "hook-name", "soft-over-hard", "idmap", "network-type",
         "namespace-path", "cgroup-driver"]))
     d = copy.deepcopy(base)
-    if kind == "capability":
-        name = draw(_names(_caps()))
-        i = draw(st.integers(0, len(d["capabilities"])))
-        d["capabilities"].insert(i, name)
-        return d, "capabilities"
     if kind == "namespace":
         name = draw(_names(set(NAMESPACES)))
         d["namespaces"].append({"type": name})

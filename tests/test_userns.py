@@ -34,6 +34,7 @@ def world_tmp():
 
 
 def userns_config(rootfs, uid_maps, gid_maps, **kw):
+    kw.setdefault("capabilities", None)     # the namespace's root keeps them all
     return configs.Config(rootfs=rootfs, namespaces=[configs.Namespace(t) for t in NS],
                           uid_mappings=uid_maps, gid_mappings=gid_maps, hostname="userns", **kw)
 

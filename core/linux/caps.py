@@ -50,13 +50,22 @@ def names(caps):
     return sorted((NUMBERS.get(c, str(c)) for c in caps), key=lambda n: NAMES.get(n, 99))
 
 
-def last_cap():
-    """The highest capability number the running kernel knows."""
+def _read_last_cap():
     try:
         with open("/proc/sys/kernel/cap_last_cap") as f:
             return int(f.read())
-    except OSError:
+    except (OSError, ValueError):
         return max(NUMBERS)
+
+
+# read once, at import, in the runtime: after pivot_root /proc may be the
+# image's own directory, whose "-1" would skip every bounding-set drop
+_LAST_CAP = _read_last_cap()
+
+
+def last_cap():
+    """The highest capability number the running kernel knows."""
+    return _LAST_CAP
 
 
 def _bits(mask):

@@ -23,6 +23,13 @@ class Namespace:
 
 
 @dataclass
+class IDMap:
+    container_id: int
+    host_id: int
+    size: int
+
+
+@dataclass
 class Mount:
     source: str
     destination: str
@@ -30,6 +37,12 @@ class Mount:
     flags: list[str] = field(default_factory=list)   # e.g. ["ro", "nosuid", "rbind"]
     data: str = ""                # fs-specific options, e.g. "size=65536k"
     propagation: list[str] = field(default_factory=list)  # e.g. ["rprivate"]
+    # mount_setattr(AT_RECURSIVE) attributes, applied last: ["rro", "rnosuid"]
+    recursive: list[str] = field(default_factory=list)
+    tmpcopyup: bool = False       # a tmpfs starts with the content it covers
+    idmap: str = ""               # "idmap" or "ridmap" (recursive): an id-mapped bind
+    uid_mappings: list[IDMap] = field(default_factory=list)   # of an id-mapped bind;
+    gid_mappings: list[IDMap] = field(default_factory=list)   # empty: the container's
 
 
 @dataclass
@@ -50,13 +63,6 @@ class Rlimit:
     type: str                     # "RLIMIT_NOFILE" or "NOFILE"
     hard: int
     soft: int
-
-
-@dataclass
-class IDMap:
-    container_id: int
-    host_id: int
-    size: int
 
 
 @dataclass
@@ -157,6 +163,48 @@ class Hook:
 
 
 @dataclass
+class Scheduler:                  # sched_setattr(2); names as in the OCI spec
+    policy: str                   # "SCHED_OTHER", "SCHED_FIFO", "SCHED_BATCH", ...
+    nice: int = 0
+    priority: int = 0
+    flags: list[str] = field(default_factory=list)   # "SCHED_FLAG_RESET_ON_FORK", ...
+    runtime: int = 0              # SCHED_DEADLINE only, nanoseconds
+    deadline: int = 0
+    period: int = 0
+
+
+@dataclass
+class IOPriority:                 # ioprio_set(2)
+    class_: str                   # "IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE", "IOPRIO_CLASS_IDLE"
+    priority: int = 0             # 0 (highest) .. 7
+
+
+@dataclass
+class CPUAffinity:                # of joined processes: CPU lists ("0-3,7")
+    initial: str = ""             # before joining the cgroup
+    final: str = ""               # after it, before exec
+
+
+@dataclass
+class Personality:                # personality(2)
+    domain: str                   # "LINUX" or "LINUX32"
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MemoryPolicy:               # set_mempolicy(2)
+    mode: str                     # "MPOL_BIND", "MPOL_INTERLEAVE", ...
+    nodes: str = ""               # "0-3,7"
+    flags: list[str] = field(default_factory=list)   # "MPOL_F_STATIC_NODES", ...
+
+
+@dataclass
+class TimeOffset:                 # of a clock in a new time namespace
+    secs: int = 0
+    nanosecs: int = 0
+
+
+@dataclass
 class Config:
     rootfs: str
     readonlyfs: bool = False
@@ -167,7 +215,9 @@ class Config:
     env: list[str] = field(default_factory=lambda: [
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"])
     namespaces: list[Namespace] = field(default_factory=list)
-    capabilities: Optional[list[str] | Capabilities] = None    # None: keep all
+    # the capabilities to keep: none by default (as runc, and as the seed's
+    # list); None leaves the sets as they are (root keeps all)
+    capabilities: Optional[list[str] | Capabilities] = field(default_factory=list)
     networks: list[Network] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
     cgroups: Optional[Cgroup] = None
@@ -187,6 +237,14 @@ class Config:
     mount_label: str = ""
     hooks: dict[str, list[Hook]] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)   # annotations
+    # process attributes of the init and of joined processes (a Process's own win)
+    scheduler: Optional[Scheduler] = None
+    io_priority: Optional[IOPriority] = None
+    exec_cpu_affinity: Optional[CPUAffinity] = None     # joined processes only
+    personality: Optional[Personality] = None
+    memory_policy: Optional[MemoryPolicy] = None
+    time_offsets: dict[str, TimeOffset] = field(default_factory=dict)  # "monotonic", "boottime"
+    no_new_keyring: bool = False      # else a session keyring "_ses.<id>" per container
 
     # -- (de)serialisation ---------------------------------------------------
     @classmethod

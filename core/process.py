@@ -13,7 +13,8 @@ class Process:
     stderr is a file object, a file descriptor, or None (inherit the
     caller's). ``user`` is a name or uid, optionally ``:group``, resolved in
     the container's /etc/passwd and /etc/group. Fields left None take the
-    container's config (capabilities, rlimits, no_new_privileges)."""
+    container's config (capabilities, rlimits, no_new_privileges, scheduler,
+    io_priority, oom_score_adj, apparmor_profile, process_label)."""
     args: list
     env: list = field(default_factory=lambda: ["PATH=/usr/local/sbin:/usr/local/bin:"
                                                "/usr/sbin:/usr/bin:/sbin:/bin"])
@@ -30,6 +31,13 @@ class Process:
     rlimits: Optional[list] = None
     no_new_privileges: Optional[bool] = None
     extra_fds: list = field(default_factory=list)   # passed as fds 3, 4, ...
+    # OCI process attributes (configs.Scheduler, IOPriority, CPUAffinity; labels)
+    scheduler: Any = None
+    io_priority: Any = None
+    cpu_affinity: Any = None        # joined processes; None: config.exec_cpu_affinity
+    oom_score_adj: Optional[int] = None
+    apparmor_profile: Optional[str] = None
+    process_label: Optional[str] = None
     # set by the container
     pid: int = 0
     init: bool = False

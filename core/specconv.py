@@ -4,8 +4,10 @@
     config = specconv.to_config(spec, bundle, container_id)
     process = specconv.to_process(spec["process"])
 
-Follows runtime-spec 1.2: unknown fields are ignored; a known field with a
-value of the wrong type is an error naming its JSON path
+Follows runtime-spec 1.2: ``FIELDS`` lists every field with what is done
+with it; a field pyrunc cannot honour is refused by name, unknown fields are
+ignored with a warning. A known field with a value of the wrong type is an
+error naming its JSON path
 (``config.json: process.args: expected a list, got "sh"``). Values the
 library would refuse anyway (an unknown capability, a bad mount flag) are
 left to the plugins' ``libcontainer_validate_config``.
@@ -15,32 +17,30 @@ left to the plugins' ``libcontainer_validate_config``.
 import json
 import os
 
-from . import configs
+from . import configs, log
 from .errors import ConfigError
+from .linux import mount as mountsys
 from .process import Process
 
 OCI_VERSION = "1.2.1"
 
 NAMESPACES = {"pid": "NEWPID", "network": "NEWNET", "mount": "NEWNS", "ipc": "NEWIPC",
-              "uts": "NEWUTS", "user": "NEWUSER", "cgroup": "NEWCGROUP"}
+              "uts": "NEWUTS", "user": "NEWUSER", "cgroup": "NEWCGROUP", "time": "NEWTIME"}
 HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
          "poststop")
 
-# mount options that are mount(2) flags (the names plugins/rootfs.py knows);
-# every other option is filesystem data ("size=64k", "mode=755")
-MOUNT_FLAGS = frozenset({
-    "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "sync", "async",
-    "dirsync", "remount", "mand", "nomand", "atime", "noatime", "diratime", "nodiratime",
-    "relatime", "norelatime", "strictatime", "nostrictatime", "bind", "rbind", "nosymfollow"})
+# mount options that are mount(2) flags (every name runc knows); every
+# other option is filesystem data ("size=64k", "mode=755")
+MOUNT_FLAGS = frozenset(mountsys.FLAGS)
 PROPAGATION = frozenset({"private", "rprivate", "slave", "rslave", "shared", "rshared",
                          "unbindable", "runbindable"})
-# options runc understands that only make sense to runc itself: dropped
-IGNORED_OPTIONS = frozenset({"defaults", "tmpcopyup", "notmpcopyup", "copy-symlink"})
-# recursive mount attributes (mount_setattr): not implemented
-RECURSIVE_OPTIONS = frozenset({"rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec",
-                               "rexec", "rnodiratime", "rdiratime", "rrelatime", "rnorelatime",
-                               "rnoatime", "ratime", "rstrictatime", "rnostrictatime",
-                               "rnosymfollow", "rsymfollow"})
+# recursive mount attributes, set with mount_setattr(AT_RECURSIVE)
+RECURSIVE_OPTIONS = frozenset(mountsys.RECURSIVE)
+# runc's extensions: a tmpfs copying up what it covers, id-mapped binds
+EXTENSIONS = frozenset({"tmpcopyup", "notmpcopyup", "idmap", "ridmap"})
+IDMAP_MOUNTS = True         # mounts[].uidMappings/gidMappings (features: mountExtensions)
+# options of other runtimes' that only make sense to them: dropped
+IGNORED_OPTIONS = frozenset({"copy-symlink"})
 
 _KINDS = {dict: "an object", list: "a list", str: "a string", int: "an integer",
           bool: "true or false"}
@@ -124,6 +124,7 @@ def to_config(spec, bundle, container_id, systemd_cgroup=False, source="config.j
     """The Config for the container `container_id` of the bundle `bundle`."""
     r = Reader(source)
     r.get(spec, "ociVersion", str, "")
+    check_fields(spec, source)
     root = r.get(spec, "root", dict, "")
     if root is None:
         raise r.error("root", "is required")
@@ -158,6 +159,9 @@ def _process_into_config(r, p, config):
     config.oom_score_adj = r.get(p, "oomScoreAdj", int, "process")
     config.apparmor_profile = r.get(p, "apparmorProfile", str, "process", "")
     config.process_label = r.get(p, "selinuxLabel", str, "process", "")
+    config.scheduler = _scheduler(r, p, "process")
+    config.io_priority = _io_priority(r, p, "process")
+    config.exec_cpu_affinity = _cpu_affinity(r, p, "process")
 
 
 def _linux_into_config(r, linux, config, container_id, systemd_cgroup):
@@ -166,6 +170,9 @@ def _linux_into_config(r, linux, config, container_id, systemd_cgroup):
         config.networks = [configs.Network(type="loopback")]   # as runc: lo comes up
     config.uid_mappings = _idmaps(r, linux, "uidMappings")
     config.gid_mappings = _idmaps(r, linux, "gidMappings")
+    userns = config.namespace("NEWUSER")
+    if userns is not None and userns.path and (config.uid_mappings or config.gid_mappings):
+        _same_mappings(r, userns.path, config)
     config.devices = _devices(r, linux)
     config.cgroups = _cgroup(r, linux, container_id, systemd_cgroup)
     config.sysctl = {k: r.check(v, str, f"linux.sysctl.{k}")
@@ -180,6 +187,60 @@ def _linux_into_config(r, linux, config, container_id, systemd_cgroup):
             raise r.error("linux.rootfsPropagation", f"unknown propagation {propagation!r}")
         config.rootfs_propagation = propagation
     config.mount_label = r.get(linux, "mountLabel", str, "linux", "")
+    if linux.get("intelRdt"):
+        raise r.error("linux.intelRdt", "Intel RDT is not supported by pyrunc" +
+                      ("" if os.path.isdir("/sys/fs/resctrl/info") else
+                       " (and this host has no resctrl filesystem)"))
+    pers = r.get(linux, "personality", dict, "linux")
+    if pers is not None:
+        flags = r.strings(pers, "flags", "linux.personality")
+        if flags:       # as runc: a warning, not an error
+            log.warning("config.json: linux.personality.flags are not supported: ignored",
+                        flags=flags)
+        config.personality = configs.Personality(
+            domain=r.get(pers, "domain", str, "linux.personality", ""))
+    mp = r.get(linux, "memoryPolicy", dict, "linux")
+    if mp is not None:
+        config.memory_policy = configs.MemoryPolicy(
+            mode=r.get(mp, "mode", str, "linux.memoryPolicy", ""),
+            nodes=r.get(mp, "nodes", str, "linux.memoryPolicy", ""),
+            flags=r.strings(mp, "flags", "linux.memoryPolicy"))
+    for clock, o in r.get(linux, "timeOffsets", dict, "linux", {}).items():
+        where = f"linux.timeOffsets.{clock}"
+        r.check(o, dict, where)
+        config.time_offsets[clock] = configs.TimeOffset(
+            secs=r.get(o, "secs", int, where, 0), nanosecs=r.uint(o, "nanosecs", where, 0))
+
+
+def _same_mappings(r, path, config):
+    """As runc: mappings given with a user namespace to join must be that
+    namespace's own (clients pass both); other mappings are an error."""
+    maps = _userns_maps(path)
+    if maps is None:
+        raise r.error("linux.uidMappings", f"cannot be given with the user namespace path "
+                      f"{path} (its mappings cannot be read)")
+    for key, mine in (("uidMappings", config.uid_mappings),
+                      ("gidMappings", config.gid_mappings)):
+        theirs = maps[key]
+        if mine and sorted((m.container_id, m.host_id, m.size) for m in mine) != theirs:
+            raise r.error(f"linux.{key}", f"differ from those of the user namespace {path} "
+                          f"being joined")
+
+
+def _userns_maps(path):
+    """{"uidMappings": [(inside, outside, size)...], "gidMappings": ...} of the
+    user namespace at `path`: from /proc/PID/ when it is /proc/PID/ns/user."""
+    parts = path.strip("/").split("/")
+    if len(parts) != 4 or parts[0] != "proc" or parts[2:] != ["ns", "user"]:
+        return None
+    out = {}
+    try:
+        for key, name in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
+            with open(f"/proc/{parts[1]}/{name}") as f:
+                out[key] = sorted(tuple(map(int, line.split())) for line in f)
+    except (OSError, ValueError):
+        return None
+    return out
 
 
 # -- process ------------------------------------------------------------------
@@ -205,6 +266,12 @@ def to_process(p, source="config.json", path="process"):
     caps = r.get(p, "capabilities", dict, path)
     nnp = r.get(p, "noNewPrivileges", bool, path)
     return Process(
+        scheduler=_scheduler(r, p, path),
+        io_priority=_io_priority(r, p, path),
+        cpu_affinity=_cpu_affinity(r, p, path),
+        oom_score_adj=r.get(p, "oomScoreAdj", int, path),
+        apparmor_profile=r.get(p, "apparmorProfile", str, path),
+        process_label=r.get(p, "selinuxLabel", str, path),
         args=args,
         env=r.strings(p, "env", path),
         cwd=cwd,
@@ -217,6 +284,39 @@ def to_process(p, source="config.json", path="process"):
         rlimits=_rlimits(r, p, path) if "rlimits" in p else None,
         no_new_privileges=nnp,
     )
+
+
+def _scheduler(r, p, path):
+    s = r.get(p, "scheduler", dict, path)
+    if s is None:
+        return None
+    where = _join(path, "scheduler")
+    policy = r.get(s, "policy", str, where, "")
+    if not policy:
+        raise r.error(f"{where}.policy", "is required")
+    return configs.Scheduler(
+        policy=policy, nice=r.get(s, "nice", int, where, 0),
+        priority=r.get(s, "priority", int, where, 0), flags=r.strings(s, "flags", where),
+        runtime=r.uint(s, "runtime", where, 0, 64), deadline=r.uint(s, "deadline", where, 0, 64),
+        period=r.uint(s, "period", where, 0, 64))
+
+
+def _io_priority(r, p, path):
+    io = r.get(p, "ioPriority", dict, path)
+    if io is None:
+        return None
+    where = _join(path, "ioPriority")
+    return configs.IOPriority(class_=r.get(io, "class", str, where, ""),
+                              priority=r.get(io, "priority", int, where, 0))
+
+
+def _cpu_affinity(r, p, path):
+    a = r.get(p, "execCPUAffinity", dict, path)
+    if a is None:
+        return None
+    where = _join(path, "execCPUAffinity")
+    return configs.CPUAffinity(initial=r.get(a, "initial", str, where, ""),
+                               final=r.get(a, "final", str, where, ""))
 
 
 def _console_size(r, p, path):
@@ -255,20 +355,29 @@ def _mount(r, m, where, bundle):
         dest = "/" + dest        # runc accepts relative destinations, as under /
     kind = r.get(m, "type", str, where, "")
     source = r.get(m, "source", str, where, "")
-    if m.get("uidMappings") or m.get("gidMappings"):
-        raise r.error(f"{where}.uidMappings", "id-mapped mounts are not supported")
-    flags, propagation, data = [], [], []
+    flags, propagation, data, recursive = [], [], [], []
+    tmpcopyup, idmap, idmap_at = False, "", ""
     for i, opt in enumerate(r.strings(m, "options", where)):
         if opt in MOUNT_FLAGS:
             flags.append(opt)
         elif opt in PROPAGATION:
             propagation.append(opt)
-        elif opt in IGNORED_OPTIONS:
-            continue
-        elif opt in RECURSIVE_OPTIONS or opt in ("idmap", "ridmap"):
-            raise r.error(f"{where}.options[{i}]", f"{opt!r} is not supported")
-        else:
+        elif opt in RECURSIVE_OPTIONS:
+            recursive.append(opt)
+        elif opt in ("tmpcopyup", "notmpcopyup"):
+            tmpcopyup = opt == "tmpcopyup"
+        elif opt in ("idmap", "ridmap"):
+            idmap, idmap_at = opt, f"{where}.options[{i}]"
+        elif opt not in IGNORED_OPTIONS:
             data.append(opt)
+    uid_maps = _idmaps(r, m, "uidMappings", where)
+    gid_maps = _idmaps(r, m, "gidMappings", where)
+    if uid_maps or gid_maps:
+        if not (uid_maps and gid_maps):
+            missing = "gidMappings" if uid_maps else "uidMappings"
+            raise r.error(f"{where}.{missing}", "an id-mapped mount needs both uidMappings "
+                          "and gidMappings")
+        idmap, idmap_at = idmap or "idmap", idmap_at or f"{where}.uidMappings"
     if kind in ("bind", "rbind") or "bind" in flags or "rbind" in flags or not kind:
         if kind == "rbind" and "rbind" not in flags:
             flags.append("rbind")
@@ -278,10 +387,14 @@ def _mount(r, m, where, bundle):
         if not source:
             raise r.error(f"{where}.source", "a bind mount needs a source")
         source = os.path.join(bundle, source)    # relative sources are under the bundle
+    elif idmap:
+        raise r.error(idmap_at, f"id-mapped mounts must be bind mounts, not {kind!r}")
     if kind == "cgroup":
         return _cgroup_mount(dest, flags, propagation)
     return configs.Mount(source=source or kind, destination=dest, device=kind, flags=flags,
-                         data=",".join(data), propagation=propagation)
+                         data=",".join(data), propagation=propagation, recursive=recursive,
+                         tmpcopyup=tmpcopyup and kind == "tmpfs", idmap=idmap,
+                         uid_mappings=uid_maps, gid_mappings=gid_maps)
 
 
 def _cgroup_mount(dest, flags, propagation):
@@ -331,10 +444,8 @@ def _namespaces(r, linux):
     for where, ns in r.objects(linux, "namespaces", "linux"):
         kind = r.get(ns, "type", str, where, "")
         if kind not in NAMESPACES:
-            known = ", ".join(NAMESPACES)
-            what = "time namespaces are not supported" if kind == "time" else \
-                f"unknown namespace type {kind!r} (known: {known})"
-            raise r.error(f"{where}.type", what)
+            raise r.error(f"{where}.type", f"unknown namespace type {kind!r} "
+                          f"(known: {', '.join(NAMESPACES)})")
         if kind in seen:
             raise r.error(f"{where}.type", f"namespace {kind!r} is listed twice")
         seen.add(kind)
@@ -345,9 +456,9 @@ def _namespaces(r, linux):
     return out
 
 
-def _idmaps(r, linux, key):
+def _idmaps(r, obj, key, path="linux"):
     out = []
-    for where, m in r.objects(linux, key, "linux"):
+    for where, m in r.objects(obj, key, path):
         out.append(configs.IDMap(container_id=r.uint(m, "containerID", where, 0),
                                  host_id=r.uint(m, "hostID", where, 0),
                                  size=r.uint(m, "size", where, 0)))
@@ -391,6 +502,8 @@ def _cgroup(r, linux, container_id, systemd):
         raise r.error("linux.cgroupsPath", f"{path!r} is in the systemd form slice:prefix:name: "
                       f"run with --systemd-cgroup")
     else:
+        if ".." in path.split("/"):     # refused before normalising: ../../x is not /x
+            raise r.error("linux.cgroupsPath", f"{path!r} may not contain '..'")
         cgroup.path = os.path.normpath("/" + (path or container_id).lstrip("/"))
     resources = r.get(linux, "resources", dict, "linux")
     if resources:
@@ -540,3 +653,121 @@ def default_spec(rootless=False, uid=None, gid=None):
     else:
         linux["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
     return spec
+
+
+# -- every runtime-spec field, and what pyrunc does with it ---------------------
+
+SUPPORTED, REFUSED, WARNED, IGNORED = "supported", "refused", "warned", "ignored"
+
+
+def _rows(prefix, names, status=SUPPORTED, note=""):
+    return {f"{prefix}.{n}" if prefix else n: (status, note) for n in names.split()}
+
+
+# JSON path -> (status, note). "[]" stands for any list item, "*" for any key
+# of a map. A path that is a prefix of others is an object the checker walks
+# into; the others are leaves (a "*" leaf is a map of free keys). `refused`
+# rows are refused by the conversion or a plugin's validate_config (a test
+# checks each); `warned` ones are accepted and ignored with a warning;
+# `ignored` ones belong to other platforms. docs/pyrunc.md shows this table
+# (a test compares them).
+FIELDS = {
+    **_rows("", "ociVersion hostname domainname"),
+    "annotations.*": (SUPPORTED, "labels"),
+    **_rows("root", "path readonly"),
+    **_rows("process", "terminal args env cwd noNewPrivileges oomScoreAdj"),
+    **_rows("process.consoleSize", "height width"),
+    **_rows("process.user", "uid gid umask additionalGids"),
+    "process.user.username": (IGNORED, "Windows only"),
+    "process.commandLine": (IGNORED, "Windows only"),
+    **_rows("process.capabilities", "bounding effective inheritable permitted ambient"),
+    **_rows("process.rlimits[]", "type soft hard"),
+    "process.apparmorProfile": (SUPPORTED, "lsm plugin; refused where AppArmor is not "
+                                           "enabled"),
+    "process.selinuxLabel": (REFUSED, "SELinux is not supported (accepted when empty)"),
+    **_rows("process.scheduler", "policy nice priority flags runtime deadline period"),
+    **_rows("process.ioPriority", "class priority"),
+    **_rows("process.execCPUAffinity", "initial final", note="exec'd processes only"),
+    **_rows("mounts[]", "destination source type options"),
+    **_rows("mounts[]", "uidMappings gidMappings", note="id-mapped bind mounts"),
+    **{f"hooks.{h}[].{k}": (SUPPORTED, "") for h in HOOKS
+       for k in ("path", "args", "env", "timeout")},
+    **_rows("linux.namespaces[]", "type path"),
+    **_rows("linux.uidMappings[]", "containerID hostID size"),
+    **_rows("linux.gidMappings[]", "containerID hostID size"),
+    **_rows("linux.timeOffsets.*", "secs nanosecs", note="clocks monotonic and boottime"),
+    **_rows("linux.devices[]", "type path major minor fileMode uid gid"),
+    "linux.netDevices.*.name": (WARNED, "network devices are not moved: ignored"),
+    "linux.cgroupsPath": (SUPPORTED, ""),
+    **_rows("linux.resources.devices[]", "allow type major minor access"),
+    **_rows("linux.resources.memory", "limit reservation swap kernel disableOOMKiller"),
+    **_rows("linux.resources.memory", "kernelTCP swappiness useHierarchy checkBeforeUpdate",
+            WARNED, "not applied: ignored"),
+    **_rows("linux.resources.cpu", "shares quota period cpus mems"),
+    **_rows("linux.resources.cpu", "burst realtimeRuntime realtimePeriod idle", WARNED,
+            "not applied: ignored"),
+    "linux.resources.pids.limit": (SUPPORTED, ""),
+    "linux.resources.blockIO.weight": (SUPPORTED, ""),
+    "linux.resources.blockIO.leafWeight": (WARNED, "not applied: ignored"),
+    **_rows("linux.resources.blockIO.weightDevice[]", "major minor weight"),
+    "linux.resources.blockIO.weightDevice[].leafWeight": (WARNED, "not applied: ignored"),
+    **{f"linux.resources.blockIO.{k}[].{f}": (SUPPORTED, "")
+       for k in ("throttleReadBpsDevice", "throttleWriteBpsDevice", "throttleReadIOPSDevice",
+                 "throttleWriteIOPSDevice") for f in ("major", "minor", "rate")},
+    **_rows("linux.resources.hugepageLimits[]", "pageSize limit"),
+    **_rows("linux.resources.network", "classID priorities", WARNED, "not applied: ignored"),
+    "linux.resources.rdma.*": (WARNED, "not applied: ignored"),
+    "linux.resources.unified.*": (SUPPORTED, "cgroup v2 files"),
+    "linux.intelRdt": (REFUSED, "Intel RDT is not supported"),
+    "linux.sysctl.*": (SUPPORTED, ""),
+    **_rows("linux.seccomp", "defaultAction defaultErrnoRet architectures flags"),
+    **_rows("linux.seccomp", "listenerPath listenerMetadata", note="seccomp notify"),
+    **_rows("linux.seccomp.syscalls[]", "names action errnoRet"),
+    **_rows("linux.seccomp.syscalls[].args[]", "index value valueTwo op"),
+    **_rows("linux", "rootfsPropagation maskedPaths readonlyPaths"),
+    "linux.mountLabel": (REFUSED, "SELinux is not supported (accepted when empty)"),
+    "linux.personality.domain": (SUPPORTED, "LINUX or LINUX32"),
+    "linux.personality.flags": (WARNED, "as runc: not supported, ignored"),
+    **_rows("linux.memoryPolicy", "mode nodes flags"),
+    **_rows("", "windows solaris vm zos freebsd", IGNORED, "not Linux"),
+}
+
+
+def check_fields(spec, source="config.json"):
+    """Warn about the fields of `spec` that are unknown or ignored with a
+    warning; the refused ones are refused by the conversion itself."""
+    for path, _ in walk_fields(spec):
+        status, note = FIELDS.get(path, (None, ""))
+        if status is None:
+            log.warning(f"{source}: {path}: unknown field ignored")
+        elif status == WARNED:
+            log.warning(f"{source}: {path}: {note}")
+
+
+def _objects():
+    """Every path FIELDS walks into: the proper prefixes of its rows."""
+    out = set()
+    for path in FIELDS:
+        parts = path.split(".")
+        out.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    return out
+
+
+def walk_fields(obj, path="", objects=None):
+    """(field path, value) of every field present in `obj`, down to FIELDS'
+    leaves; keys FIELDS does not know are leaves too."""
+    objects = _objects() if objects is None else objects
+    if not isinstance(obj, dict):
+        return
+    for key, value in obj.items():
+        if value is None:
+            continue
+        here = _join(path, "*") if _join(path, "*") in objects or \
+            _join(path, "*") in FIELDS else _join(path, key)
+        if here + "[]" in objects:
+            for item in value if isinstance(value, list) else ():
+                yield from walk_fields(item, here + "[]", objects)
+        elif here in objects:
+            yield from walk_fields(value, here, objects)
+        else:
+            yield here, value

@@ -11,7 +11,7 @@ from libcontainer.linux.namespaces import CLONE, NAMESPACES, setns, unshare
 _BEFORE_FORK = ("NEWPID", "NEWUSER")
 # mnt last among joins: it changes the root and would hide the /proc/PID/ns
 # paths of the others
-_JOIN_ORDER = ["NEWIPC", "NEWUTS", "NEWNET", "NEWNS"]
+_JOIN_ORDER = ["NEWIPC", "NEWUTS", "NEWNET", "NEWTIME", "NEWNS"]
 
 
 @hookimpl
@@ -29,6 +29,24 @@ def libcontainer_validate_config(config):
             raise ConfigError(f"{where}.path: {ns.path} does not exist")
     if "NEWNS" not in seen:
         raise ConfigError("namespaces: NEWNS (a mount namespace) is required")
+    _check_time(config)
+
+
+def _check_time(config):
+    ns = config.namespace("NEWTIME")
+    if ns is not None and not os.path.exists("/proc/self/ns/time"):
+        raise ConfigError("namespaces: NEWTIME: this kernel has no time namespaces")
+    if not config.time_offsets:
+        return
+    if ns is None or ns.path:
+        raise ConfigError("time_offsets: need a new time namespace (NEWTIME without a path)")
+    for clock, o in config.time_offsets.items():
+        if clock not in ("monotonic", "boottime"):
+            raise ConfigError(f"time_offsets.{clock}: unknown clock (known: monotonic, "
+                              f"boottime)")
+        if not 0 <= o.nanosecs < 10**9:
+            raise ConfigError(f"time_offsets.{clock}.nanosecs: {o.nanosecs} is not in "
+                              f"0..999999999")
 
 
 @hookimpl
@@ -62,6 +80,22 @@ def libcontainer_enter_namespaces(container, process):
             os.close(fd)
     if new:
         unshare(new)
+    if new & CLONE.NEWTIME:
+        _enter_new_timens(container.config.time_offsets)
+
+
+def _enter_new_timens(offsets):
+    """unshare(CLONE_NEWTIME) moves only our future children: set the
+    clocks' offsets while no process is inside, then enter it ourselves."""
+    if offsets:
+        with open("/proc/self/timens_offsets", "w") as f:
+            f.write("".join(f"{clock} {o.secs} {o.nanosecs}\n"
+                            for clock, o in offsets.items()))
+    fd = os.open("/proc/self/ns/time_for_children", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        setns(fd, CLONE.NEWTIME, "/proc/self/ns/time_for_children")
+    finally:
+        os.close(fd)
 
 
 _cgroup_ns = None    # (fd, path): child-only state between the two phases

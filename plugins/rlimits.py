@@ -44,14 +44,17 @@ def libcontainer_validate_config(config):
 @hookimpl
 def libcontainer_setup_limits(container, process):
     rlimits = process.rlimits if process.rlimits is not None else container.config.rlimits
-    if container.config.oom_score_adj is not None:
+    adj = process.oom_score_adj if process.oom_score_adj is not None else \
+        container.config.oom_score_adj
+    if adj is not None:
         # before any privilege is dropped: lowering the score needs CAP_SYS_RESOURCE
         try:
+            if not -1000 <= adj <= 1000:
+                raise OSError(22, f"{adj} is not in -1000..1000")
             with open("/proc/self/oom_score_adj", "w") as f:
-                f.write(str(container.config.oom_score_adj))
+                f.write(str(adj))
         except OSError as e:
-            raise SetupError(f"oom_score_adj {container.config.oom_score_adj}: "
-                             f"{e.strerror}") from None
+            raise SetupError(f"oom_score_adj {adj}: {e.strerror}") from None
     for r in rlimits:
         try:
             resource.setrlimit(rlimit_number(r.type), (_value(r.soft), _value(r.hard)))

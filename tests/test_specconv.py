@@ -3,7 +3,7 @@ import copy
 
 import pytest
 
-from libcontainer import configs, specconv
+from libcontainer import configs, log, specconv
 from libcontainer.errors import ConfigError
 
 BUNDLE = "/srv/bundle"
@@ -127,7 +127,7 @@ def test_mount_options_split_into_flags_propagation_and_data():
     assert m[0] == configs.Mount("/srv/bundle/data", "/data", "bind", ["rbind", "ro"], "",
                                  ["rslave"])     # relative source: under the bundle
     assert m[1] == configs.Mount("tmpfs", "/tmp", "tmpfs", ["nosuid", "nodev", "noexec"],
-                                 "size=64k,mode=1777", [])
+                                 "size=64k,mode=1777", [], tmpcopyup=True)
     assert m[2] == configs.Mount("/srv/opt", "/opt", "bind", ["bind"], "", [])
     assert m[3] == configs.Mount("/srv/x", "/etc/x", "bind", ["bind"], "", ["private"])
 
@@ -145,8 +145,11 @@ def test_cgroup_mount_never_remounts_host_v1_hierarchies():
     ({"destination": "/x", "type": "bind"}, "mounts[0].source: a bind mount needs a source"),
     ({"destination": "/x", "type": "tmpfs", "options": "ro"},
      'mounts[0].options: expected a list, got "ro"'),
-    ({"destination": "/x", "type": "bind", "source": "/y", "options": ["rbind", "rro"]},
-     "mounts[0].options[1]: 'rro' is not supported"),
+    ({"destination": "/x", "type": "tmpfs", "options": ["ridmap"]},
+     "mounts[0].options[0]: id-mapped mounts must be bind mounts, not 'tmpfs'"),
+    ({"destination": "/x", "type": "bind", "source": "/y",
+      "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]},
+     "mounts[0].gidMappings: an id-mapped mount needs both uidMappings and gidMappings"),
 ])
 def test_mount_errors(mount, message):
     assert error_of(spec(mounts=[mount])) == f"config.json: {message}"
@@ -159,8 +162,8 @@ def test_namespaces_with_paths_and_errors():
     assert c.namespaces == [configs.Namespace("NEWNS"), configs.Namespace("NEWNET",
                                                                           "/var/run/netns/x")]
     assert c.networks == []          # a joined netns is left alone
-    assert error_of(spec(linux__namespaces=[{"type": "time"}])) == \
-        "config.json: linux.namespaces[0].type: time namespaces are not supported"
+    assert [n.type for n in convert(spec(linux__namespaces=[{"type": "time"}])).namespaces] \
+        == ["NEWTIME"]
     assert "unknown namespace type 'bogus'" in error_of(spec(linux__namespaces=[{"type":
                                                                                  "bogus"}]))
     assert error_of(spec(linux__namespaces=[{"type": "ipc"}, {"type": "ipc"}])) == \
@@ -265,14 +268,20 @@ def test_hooks():
         "config.json: hooks.poststart[0].timeout: 0 is not a positive number"
 
 
-def test_unknown_fields_are_ignored():
+def test_unknown_fields_are_ignored_with_a_warning(capsys):
+    log.configure()         # a fresh logger writes to the captured stderr
     s = spec()
-    s["vm"] = {"hypervisor": {}}
-    s["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE"}
-    s["linux"]["intelRdt"] = {"closID": "x"}
-    s["linux"]["resources"]["rdma"] = {}
+    s["vm"] = {"hypervisor": {}}                  # another platform's: silently
+    s["linux"]["resources"]["rdma"] = {}          # empty: nothing to ignore
+    s["linux"]["bogus"] = 1
+    s["process"]["user"]["shoeSize"] = 44
     base = convert(spec())
+    assert capsys.readouterr().err == ""
     assert convert(s) == base
+    err = capsys.readouterr().err
+    assert "linux.bogus: unknown field ignored" in err
+    assert "process.user.shoeSize: unknown field ignored" in err
+    assert "vm" not in err
 
 
 def test_top_level_errors():

@@ -25,6 +25,7 @@ NAMESPACES = {
     "NEWNET": (CLONE.NEWNET, "net"),
     "NEWCGROUP": (CLONE.NEWCGROUP, "cgroup"),
     "NEWUSER": (CLONE.NEWUSER, "user"),
+    "NEWTIME": (CLONE.NEWTIME, "time"),
 }
 
 # int unshare(int flags);

@@ -11,24 +11,11 @@ import stat
 
 from libcontainer import hookimpl
 from libcontainer.errors import ConfigError, SetupError
-from libcontainer.linux.mount import MNT_DETACH, MS, mount, pivot_root, umount2
+from libcontainer.linux.mount import FLAGS, MNT_DETACH, MS, mount, pivot_root, umount2
 from libcontainer.rootpath import create_file_in_root, mkdirs_in_root, open_in_root
 
-FLAGS = {
-    "ro": (MS.RDONLY, True), "rw": (MS.RDONLY, False),
-    "nosuid": (MS.NOSUID, True), "suid": (MS.NOSUID, False),
-    "nodev": (MS.NODEV, True), "dev": (MS.NODEV, False),
-    "noexec": (MS.NOEXEC, True), "exec": (MS.NOEXEC, False),
-    "sync": (MS.SYNCHRONOUS, True), "async": (MS.SYNCHRONOUS, False),
-    "dirsync": (MS.DIRSYNC, True), "remount": (MS.REMOUNT, True),
-    "mand": (MS.MANDLOCK, True), "nomand": (MS.MANDLOCK, False),
-    "atime": (MS.NOATIME, False), "noatime": (MS.NOATIME, True),
-    "diratime": (MS.NODIRATIME, False), "nodiratime": (MS.NODIRATIME, True),
-    "relatime": (MS.RELATIME, True), "norelatime": (MS.RELATIME, False),
-    "strictatime": (MS.STRICTATIME, True), "nostrictatime": (MS.STRICTATIME, False),
-    "bind": (MS.BIND, True), "rbind": (MS.BIND | MS.REC, True),
-    "nosymfollow": (MS.NOSYMFOLLOW, True),
-}
+from . import mount_options
+
 PROPAGATION = {
     "private": MS.PRIVATE, "rprivate": MS.PRIVATE | MS.REC,
     "slave": MS.SLAVE, "rslave": MS.SLAVE | MS.REC,
@@ -63,6 +50,7 @@ def libcontainer_validate_config(config):
     if config.rootfs_propagation not in PROPAGATION:
         raise ConfigError(f"rootfs_propagation: unknown propagation "
                           f"{config.rootfs_propagation!r}")
+    mount_options.validate(config)
     for i, m in enumerate(config.mounts):
         where = f"mounts[{i}]"
         if not m.destination.startswith("/"):
@@ -106,26 +94,43 @@ def mount_into(rootfs, m):
             if not stat.S_ISDIR(mode):
                 raise SetupError(f"mount {m.destination}: refusing to mount {m.device} "
                                  f"over a symlink or non-directory")
-    if is_bind and not stat.S_ISDIR(os.stat(m.source).st_mode):
+    if is_bind and not stat.S_ISDIR(mount_options.stat_source(m).st_mode):
         create_file_in_root(rootfs, m.destination)
     else:
         mkdirs_in_root(rootfs, m.destination)
-    with _opened(rootfs, m.destination) as dest:
-        if is_bind:
-            mount(m.source, dest, None, MS.BIND | (flags & MS.REC))
-        else:
-            try:
-                mount(m.source or m.device, dest, m.device, flags, m.data or None)
-            except OSError as e:
-                _mount_fallback(m, dest, flags, e)
-    extra = flags & ~(MS.BIND | MS.REC) if is_bind else 0
-    if extra or m.propagation:
-        # opened again: the fd now leads to the new mount, not beneath it
+    lower = None
+    try:
         with _opened(rootfs, m.destination) as dest:
-            if extra:
-                mount(None, dest, None, MS.BIND | MS.REMOUNT | extra)
-            for p in m.propagation:
-                mount(None, dest, None, PROPAGATION[p])
+            if is_bind:
+                if not mount_options.attach(m, dest):
+                    mount(m.source, dest, None, MS.BIND | (flags & MS.REC))
+            else:
+                if m.tmpcopyup:
+                    # what the tmpfs will cover stays reachable through this fd;
+                    # the tmpfs is writable until filled
+                    lower = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    mount(m.source or m.device, dest, m.device,
+                          flags & ~MS.RDONLY if lower is not None else flags, m.data or None)
+                except OSError as e:
+                    _mount_fallback(m, dest, flags, e)
+        extra = flags & ~(MS.BIND | MS.REC) if is_bind else 0
+        if lower is not None and flags & MS.RDONLY:
+            extra = flags       # read-only once filled
+        if extra or m.propagation or m.recursive or lower is not None:
+            # opened again: the fd now leads to the new mount, not beneath it
+            with _opened(rootfs, m.destination) as dest:
+                if lower is not None:
+                    mount_options.copy_up(lower, dest)
+                if extra:
+                    mount(None, dest, None, MS.BIND | MS.REMOUNT | extra)
+                for p in m.propagation:
+                    mount(None, dest, None, PROPAGATION[p])
+                if m.recursive:
+                    mount_options.set_recursive(dest, m.recursive, m.destination)
+    finally:
+        if lower is not None:
+            os.close(lower)
 
 
 @contextlib.contextmanager
@@ -155,6 +160,16 @@ def _mount_fallback(m, dest, flags, error):
         mount(m.source or m.device, dest, m.device, flags, data)
         return
     raise error
+
+
+@hookimpl
+def libcontainer_pre_clone(container, process):
+    mount_options.prepare(container.config)
+
+
+@hookimpl
+def libcontainer_post_clone(container, process, pid):
+    mount_options.close()       # the init has its copies of the id-mapped trees
 
 
 @hookimpl

@@ -1,0 +1,211 @@
+"""Mount options beyond mount(2), for plugins/rootfs.py: recursive mount
+attributes (mount_setattr with AT_RECURSIVE), tmpfs copy-up and id-mapped
+bind mounts.
+
+Id-mapping a mount needs privilege over the source's filesystem, i.e. in the
+host's user namespace, which an init in a user namespace lacks. So, as runc
+1.2 does, the parent clones each source tree (open_tree) and id-maps it
+before the fork (``prepare``); the init inherits the fd and attaches the
+tree at its destination (``attach``).
+"""
+import errno
+import os
+import shutil
+import stat
+
+from libcontainer.errors import ConfigError, SetupError
+from libcontainer.linux import mount as ms
+from libcontainer.linux.namespaces import CLONE, unshare
+
+# id(Mount) -> fd of its detached, id-mapped tree: made by the parent before
+# the fork, inherited by the init
+_trees = {}
+
+
+def _is_bind(m):
+    return m.device == "bind" or "bind" in m.flags or "rbind" in m.flags
+
+
+def validate(config):
+    for i, m in enumerate(config.mounts):
+        where = f"mounts[{i}]"
+        for name in m.recursive:
+            if name not in ms.RECURSIVE:
+                raise ConfigError(f"{where}.recursive: unknown recursive mount attribute "
+                                  f"{name!r} (known: {', '.join(ms.RECURSIVE)})")
+        if not m.idmap:
+            continue
+        if m.idmap not in ("idmap", "ridmap"):
+            raise ConfigError(f"{where}.idmap: {m.idmap!r} is not idmap or ridmap")
+        if not _is_bind(m):
+            raise ConfigError(f"{where}.idmap: id-mapped mounts must be bind mounts, "
+                              f"not {m.device!r}")
+        if bool(m.uid_mappings) != bool(m.gid_mappings):
+            raise ConfigError(f"{where}.uid_mappings: an id-mapped mount needs both uid and "
+                              f"gid mappings")
+        if not m.uid_mappings and not (config.has_namespace("NEWUSER") and config.uid_mappings
+                                       and config.gid_mappings):
+            raise ConfigError(f"{where}.idmap: no uid/gid mappings of its own, and no user "
+                              f"namespace whose mappings it could use")
+        if os.geteuid() != 0:
+            raise ConfigError(f"{where}.idmap: id-mapped mounts need root in the host's user "
+                              f"namespace")
+
+
+# -- id-mapped binds ------------------------------------------------------------
+
+def prepare(config):
+    """Parent, before the fork: a detached id-mapped clone of every id-mapped
+    bind's source, in ``_trees``."""
+    close()         # what a failed start in this process may have left
+    namespaces = {}
+    try:
+        for i, m in enumerate(config.mounts):
+            if not m.idmap:
+                continue
+            uids = m.uid_mappings or config.uid_mappings
+            gids = m.gid_mappings or config.gid_mappings
+            key = (_map_text(uids), _map_text(gids))
+            if key not in namespaces:
+                namespaces[key] = _userns(*key)
+            _trees[id(m)] = _idmapped_tree(m, namespaces[key], f"mounts[{i}]")
+    except BaseException:
+        close()
+        raise
+    finally:
+        for fd in namespaces.values():
+            os.close(fd)
+
+
+def close():
+    """Parent: the init has its copies (or failed)."""
+    while _trees:
+        os.close(_trees.popitem()[1])
+
+
+def attach(m, dest_fd):
+    """Child: attach the id-mapped tree of `m` onto `dest_fd`; False if `m`
+    is not id-mapped."""
+    fd = _trees.pop(id(m), None)
+    if fd is None:
+        if m.idmap:
+            raise SetupError(f"mount {m.destination}: its id-mapped tree was not prepared")
+        return False
+    try:
+        ms.move_mount(fd, dest_fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+def stat_source(m):
+    """os.stat of a bind's source; of its prepared tree if id-mapped (an init
+    in a user namespace may not reach the source)."""
+    fd = _trees.get(id(m))
+    return os.stat(m.source) if fd is None else os.fstat(fd)
+
+
+def _map_text(maps):
+    return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+
+
+def _userns(uid_map, gid_map):
+    """An fd of a new user namespace with these maps, made by a short-lived
+    child (a user namespace lives on as long as an fd refers to it)."""
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(ready_r)
+            os.close(done_w)
+            unshare(CLONE.NEWUSER)
+            os.write(ready_w, b"1")
+            os.read(done_r, 1)          # EOF: the parent has what it needs
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(done_r)
+    try:
+        if os.read(ready_r, 1) != b"1":
+            raise SetupError("id-mapped mounts: cannot create a user namespace for the mapping")
+        for name, text in (("uid_map", uid_map), ("gid_map", gid_map)):
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(text)
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(ready_r)
+        os.close(done_w)
+        os.waitpid(pid, 0)
+
+
+def _idmapped_tree(m, userns_fd, where):
+    recursive = "rbind" in m.flags
+    fd = ms.open_tree(m.source, ms.OPEN_TREE_CLONE | ms.OPEN_TREE_CLOEXEC
+                      | (ms.AT_RECURSIVE if recursive else 0))
+    try:
+        ms.mount_setattr(fd, ms.ATTR.IDMAP, userns_fd=userns_fd,
+                         recursive=m.idmap == "ridmap", what=m.source)
+    except OSError as e:
+        os.close(fd)
+        if e.errno == errno.EINVAL:
+            raise SetupError(f"{where}.idmap: {m.source} is on a {_fstype(m.source)} filesystem, "
+                             f"which does not support id-mapped mounts") from None
+        raise SetupError(f"{where}.idmap: {e.filename}: {e.strerror}") from None
+    return fd
+
+
+def _fstype(path):
+    """The filesystem type of the mount `path` is on (by device number)."""
+    dev = os.stat(path).st_dev
+    wanted = f"{os.major(dev)}:{os.minor(dev)}"
+    found = "unknown"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields, _, rest = line.partition(" - ")
+            if fields.split()[2] == wanted:
+                found = rest.split()[0]
+    return found
+
+
+# -- recursive attributes and copy-up --------------------------------------
+
+def set_recursive(fd, names, what):
+    """mount_setattr(AT_RECURSIVE) of the options `names` (rro, rnosuid, ...)
+    on the mount at `fd` and every mount beneath it; the last of two
+    contrary options wins."""
+    on = off = 0
+    for name in names:
+        s, c = ms.RECURSIVE[name]
+        on = (on & ~(s | c)) | s
+        off = (off & ~(s | c)) | c
+    ms.mount_setattr(fd, on, off, recursive=True, what=what)
+
+
+def copy_up(lower_fd, upper):
+    """Copy the directory `lower_fd` (what a new tmpfs now covers) into
+    `upper`, with owners, modes, times and symlinks, as runc's tmpcopyup."""
+    _copy_tree(f"/proc/self/fd/{lower_fd}", upper)
+
+
+def _copy_tree(src, dst):
+    with os.scandir(src) as entries:
+        for entry in entries:
+            s, d = entry.path, os.path.join(dst, entry.name)
+            st = entry.stat(follow_symlinks=False)
+            mode = st.st_mode
+            if stat.S_ISDIR(mode):
+                os.mkdir(d, 0o700)
+                _copy_tree(s, d)
+            elif stat.S_ISLNK(mode):
+                os.symlink(os.readlink(s), d)
+            elif stat.S_ISREG(mode):
+                shutil.copyfile(s, d, follow_symlinks=False)
+            elif stat.S_ISSOCK(mode):
+                continue        # a socket is nothing without its listener
+            else:
+                os.mknod(d, mode, st.st_rdev)
+            os.chown(d, st.st_uid, st.st_gid, follow_symlinks=False)
+            if not stat.S_ISLNK(mode):
+                os.chmod(d, stat.S_IMODE(mode))     # after chown, which drops setuid
+            os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)

@@ -7,7 +7,7 @@ from libcontainer.errors import LibcontainerError
 from .commandline import PAUSED, STOPPED, Opt, UsageError, command
 from .runtime import read_json
 from .stdio import (attend, check_console, forward_to, hand_over_console, passed_fds,
-                    terminal_size_for, write_pid_file)
+                    send_pidfd, terminal_size_for, write_pid_file)
 
 
 @command("ID [COMMAND [ARG...]]",
@@ -16,6 +16,8 @@ from .stdio import (attend, check_console, forward_to, hand_over_console, passed
          Opt("tty t", help="allocate a pseudo-terminal"),
          Opt("detach d", help="do not wait for the process"),
          Opt("pid-file", "value", None, "write the process's pid to FILE", "FILE"),
+         Opt("pidfd-socket", "value", None, "send a pidfd of the process to this socket",
+             "PATH"),
          Opt("cwd", "value", None, "working directory in the container", "DIR"),
          Opt("env e", "multi", None, "KEY=VALUE to add to the environment (repeatable)"),
          Opt("user u", "value", None, "UID[:GID] to run as", "UID[:GID]"),
@@ -43,6 +45,7 @@ def exec_(rt, o, args):
     if o.process:
         source = "process.json" if o.process == "-" else os.path.basename(o.process)
         spec = read_json(o.process, source)
+        specconv.check_fields({"process": spec}, source)
         process = specconv.to_process(spec, source=source, path="process")
     else:
         if not cmd:
@@ -57,6 +60,7 @@ def exec_(rt, o, args):
     try:
         if process.tty:
             hand_over_console(process, o.console_socket)
+        send_pidfd(process.pid, o.pidfd_socket)
         write_pid_file(o.pid_file, process.pid)
     except BaseException:
         process.signal(signal.SIGKILL)

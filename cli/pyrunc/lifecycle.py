@@ -8,7 +8,7 @@ from libcontainer.errors import ContainerNotExists, LibcontainerError
 from .commandline import CREATED, PAUSED, RUNNING, STOPPED, Opt, command, need_id
 from ..common import parse_signal
 from .stdio import (attend, check_console, forward_to, hand_over_console, passed_fds,
-                    terminal_size_for, write_pid_file)
+                    send_pidfd, terminal_size_for, write_pid_file)
 
 
 @command("ID [SIGNAL]", Opt("all a", help="signal every process of the container"))
@@ -63,7 +63,10 @@ _CREATE_OPTS = (
     Opt("console-socket", "value", None, "send the pty master to this AF_UNIX socket",
         "PATH"),
     Opt("no-pivot", help="chroot instead of pivot_root (for a rootfs on a ramdisk)"),
-    Opt("no-new-keyring", help="accepted: no session keyring is made anyway"),
+    Opt("no-new-keyring", help="keep the runtime's session keyring (default: a new one, "
+        "_ses.ID)"),
+    Opt("pidfd-socket", "value", None, "send a pidfd of the init to this AF_UNIX socket",
+        "PATH"),
     Opt("preserve-fds", "value", "0", "pass N more fds (3, 4, ...) to the init", "N"),
 )
 
@@ -107,12 +110,8 @@ def _create(rt, cid, o, detached):
     check_console(process.tty, o.console_socket, detached)
     terminal_size_for(process, o.console_socket)
     config.no_pivot_root = o.no_pivot
+    config.no_new_keyring = o.no_new_keyring
     process.extra_fds, process.env = passed_fds(o.preserve_fds, process.env)
-    if rt.systemd:
-        drivers = rt.factory.plugin_manager.registry.names("cgroup_driver")
-        if "systemd" not in drivers:
-            raise LibcontainerError(f"--systemd-cgroup: no systemd cgroup driver is available "
-                                    f"(available: {', '.join(drivers) or 'none'})")
     container = rt.factory.create(cid, config)
     container.state["oci"] = {"bundle": bundle, "owner": _owner(),
                               "process": spec["process"]}
@@ -122,6 +121,7 @@ def _create(rt, cid, o, detached):
         container.start(process, hold=True)
         if process.tty:
             hand_over_console(process, o.console_socket)
+        send_pidfd(process.pid, o.pidfd_socket)
         write_pid_file(o.pid_file, process.pid)
     except BaseException:
         container.destroy()

@@ -60,6 +60,25 @@ def hand_over_console(process, console_socket):
     process.console_fd = None
 
 
+def send_pidfd(pid, path):
+    """--pidfd-socket: a pidfd of `pid` to the AF_UNIX socket `path`
+    (SCM_RIGHTS, as runc 1.2)."""
+    if not path:
+        return
+    import socket
+    fd = None
+    try:
+        fd = os.pidfd_open(pid)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(path)
+            socket.send_fds(s, [b"pidfd"], [fd])
+    except OSError as e:
+        raise LibcontainerError(f"--pidfd-socket {path}: {e.strerror}") from None
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 def write_pid_file(path, pid):
     """Atomically, as containerd reads it as soon as we exit."""
     if not path:

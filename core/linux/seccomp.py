@@ -64,6 +64,8 @@ if _lib is not None:
                     ctypes.c_int, ctypes.c_uint, ctypes.POINTER(_ArgCmp))
     # int seccomp_load(const scmp_filter_ctx ctx);
     _load = _fn("seccomp_load", ctypes.c_int, ctypes.c_void_p)
+    # int seccomp_notify_fd(const scmp_filter_ctx ctx);
+    _notify_fd = _fn("seccomp_notify_fd", ctypes.c_int, ctypes.c_void_p)
 
 # enum scmp_filter_attr
 ATTR_CTL_NNP = 3
@@ -80,6 +82,7 @@ ACTIONS = {
     "SCMP_ACT_ERRNO": (0x00050000, True),
     "SCMP_ACT_TRACE": (0x7FF00000, True),
     "SCMP_ACT_LOG": (0x7FFC0000, False),
+    "SCMP_ACT_NOTIFY": (0x7FC00000, False),     # the agent at listenerPath answers
     "SCMP_ACT_ALLOW": (0x7FFF0000, False),
 }
 OPS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
@@ -88,6 +91,10 @@ FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": ATTR_CTL_TSYNC,
          "SECCOMP_FILTER_FLAG_LOG": ATTR_CTL_LOG,
          "SECCOMP_FILTER_FLAG_SPEC_ALLOW": ATTR_CTL_SSB}
 _MAX_ARGS = 6
+NOTIFY = ACTIONS["SCMP_ACT_NOTIFY"][0]
+# what the runtime itself calls between loading the filter and execve: a
+# notified one would wait for an agent that has not got the fd yet
+RUNTIME_SYSCALLS = frozenset({"sendmsg"})
 
 
 @dataclass
@@ -97,7 +104,13 @@ class Filter:
     arches: list = field(default_factory=list)         # arch tokens
     attrs: list = field(default_factory=list)          # [(attr, value)]
     rules: list = field(default_factory=list)          # [(name, nr, action, [(i, op, a, b)])]
+    listener_path: str = ""     # where the seccomp agent listens (SCMP_ACT_NOTIFY)
+    metadata: str = ""          # listenerMetadata, passed on to the agent
     unknown: list = field(default_factory=list)        # names libseccomp does not know
+
+    @property
+    def notify(self):
+        return any(rule[2] == NOTIFY for rule in self.rules)
 
 
 def available():
@@ -118,8 +131,6 @@ def arch_token(name):
 
 
 def _action(name, errno_ret, where, where_errno, default_errno=errno.EPERM):
-    if name == "SCMP_ACT_NOTIFY":
-        raise ProfileError(f"{where}: SCMP_ACT_NOTIFY is not supported")
     if name not in ACTIONS:
         raise ProfileError(f"{where}: unknown action {name!r} "
                            f"(known: {', '.join(ACTIONS)})")
@@ -150,14 +161,23 @@ def parse(profile, where="seccomp"):
         raise ProfileError(f"{where}: {LOAD_ERROR}")
     if not isinstance(profile, dict):
         raise ProfileError(f"{where}: expected an object")
-    if profile.get("listenerPath"):
-        raise ProfileError(f"{where}.listenerPath: seccomp notify listeners are not supported")
     default_errno = profile.get("defaultErrnoRet")
     if "defaultAction" not in profile:
         raise ProfileError(f"{where}.defaultAction: required field is missing")
     default = _action(profile["defaultAction"], default_errno, f"{where}.defaultAction",
                       f"{where}.defaultErrnoRet")
+    if default == NOTIFY:
+        raise ProfileError(f"{where}.defaultAction: SCMP_ACT_NOTIFY cannot be the default "
+                           f"action (the runtime's own syscalls would wait for the agent)")
     filt = Filter(default)
+    for key, attr in (("listenerPath", "listener_path"), ("listenerMetadata", "metadata")):
+        value = profile.get(key) or ""
+        if not isinstance(value, str) or "\0" in value:
+            raise ProfileError(f"{where}.{key}: expected a string")
+        setattr(filt, attr, value)
+    if filt.listener_path and not filt.listener_path.startswith("/"):
+        raise ProfileError(f"{where}.listenerPath: {filt.listener_path!r} is not an "
+                           f"absolute path")
     for i, arch in enumerate(profile.get("architectures") or []):
         token = arch_token(arch) if isinstance(arch, str) else None
         if token is None:
@@ -206,9 +226,14 @@ def parse(profile, where="seccomp"):
                 # skipped, as runc does
                 filt.unknown.append(name)
                 continue
+            if action == NOTIFY and name in RUNTIME_SYSCALLS:
+                raise ProfileError(f"{w}.names[{j}]: SCMP_ACT_NOTIFY cannot be used for "
+                                   f"{name}: the runtime needs it to hand the agent its fd")
             if action == default:
                 continue        # libseccomp refuses rules that repeat the default
             filt.rules.append((name, nr, action, args))
+    if filt.notify and not filt.listener_path:
+        raise ProfileError(f"{where}.listenerPath: is required by SCMP_ACT_NOTIFY")
     return filt
 
 
@@ -222,7 +247,9 @@ def _call(ret, call):
 def load(filt, set_no_new_privs=False):
     """Compile `filt` and install it in the calling thread. Without
     `set_no_new_privs` the caller needs no_new_privs already set or
-    CAP_SYS_ADMIN in its effective set."""
+    CAP_SYS_ADMIN in its effective set. Returns the notify fd of a filter
+    with SCMP_ACT_NOTIFY rules (libseccomp loads it with
+    SECCOMP_FILTER_FLAG_NEW_LISTENER), else None."""
     ctx = _init(filt.default_action)
     if not ctx:
         raise OSError(errno.EINVAL, "cannot initialise a filter",
@@ -245,5 +272,9 @@ def load(filt, set_no_new_privs=False):
                 _call(_rule_add(ctx, action, nr, len(group), arr),
                       f"seccomp_rule_add({name}, {action:#x}, {group})")
         _call(_load(ctx), "seccomp_load()")
+        if filt.notify:
+            # ours, whatever libseccomp does with its copy on release
+            return os.dup(_call(_notify_fd(ctx), "seccomp_notify_fd()"))
+        return None
     finally:
         _release(ctx)

@@ -168,6 +168,7 @@ def _linux_into_config(r, linux, config, container_id, systemd_cgroup):
     config.namespaces = _namespaces(r, linux)
     if any(ns.type == "NEWNET" and not ns.path for ns in config.namespaces):
         config.networks = [configs.Network(type="loopback")]   # as runc: lo comes up
+    config.networks += _net_devices(r, linux, config)
     config.uid_mappings = _idmaps(r, linux, "uidMappings")
     config.gid_mappings = _idmaps(r, linux, "gidMappings")
     userns = config.namespace("NEWUSER")
@@ -193,10 +194,7 @@ def _linux_into_config(r, linux, config, container_id, systemd_cgroup):
                        " (and this host has no resctrl filesystem)"))
     pers = r.get(linux, "personality", dict, "linux")
     if pers is not None:
-        flags = r.strings(pers, "flags", "linux.personality")
-        if flags:       # as runc: a warning, not an error
-            log.warning("config.json: linux.personality.flags are not supported: ignored",
-                        flags=flags)
+        r.strings(pers, "flags", "linux.personality")     # warned about (FIELDS), as runc
         config.personality = configs.Personality(
             domain=r.get(pers, "domain", str, "linux.personality", ""))
     mp = r.get(linux, "memoryPolicy", dict, "linux")
@@ -456,6 +454,22 @@ def _namespaces(r, linux):
     return out
 
 
+def _net_devices(r, linux, config):
+    """linux.netDevices: host interfaces moved into the container (the
+    network plugin's "netdevice" type)."""
+    devices = r.get(linux, "netDevices", dict, "linux", {})
+    if devices and not config.has_namespace("NEWNET"):
+        raise r.error("linux.netDevices", "needs a network namespace (a \"network\" entry "
+                      "in linux.namespaces)")
+    out = []
+    for host, dev in devices.items():
+        where = f"linux.netDevices.{host}"
+        r.check(dev, dict, where)
+        out.append(configs.Network(type="netdevice", host_interface_name=host,
+                                   name=r.get(dev, "name", str, where, "")))
+    return out
+
+
 def _idmaps(r, obj, key, path="linux"):
     out = []
     for where, m in r.objects(obj, key, path):
@@ -697,7 +711,7 @@ FIELDS = {
     **_rows("linux.gidMappings[]", "containerID hostID size"),
     **_rows("linux.timeOffsets.*", "secs nanosecs", note="clocks monotonic and boottime"),
     **_rows("linux.devices[]", "type path major minor fileMode uid gid"),
-    "linux.netDevices.*.name": (WARNED, "network devices are not moved: ignored"),
+    "linux.netDevices.*.name": (SUPPORTED, "moved in (renamed), moved back at delete"),
     "linux.cgroupsPath": (SUPPORTED, ""),
     **_rows("linux.resources.devices[]", "allow type major minor access"),
     **_rows("linux.resources.memory", "limit reservation swap kernel disableOOMKiller"),

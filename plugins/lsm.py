@@ -4,7 +4,7 @@ cannot give fails instead of running unconfined."""
 import os
 
 from libcontainer import hookimpl
-from libcontainer.errors import ConfigError
+from libcontainer.errors import ConfigError, SetupError
 
 _LSMS = {"apparmor_profile": ("AppArmor", "/sys/kernel/security/apparmor"),
          "process_label": ("SELinux", "/sys/fs/selinux/enforce"),
@@ -20,3 +20,13 @@ def libcontainer_validate_config(config):
                 "is not enabled on this host and"
             raise ConfigError(f"{field}: {value!r} cannot be applied: {lsm} {host} "
                               f"libcontainer does not support it (leave the field empty)")
+
+
+@hookimpl
+def libcontainer_setup_limits(container, process):
+    # a process's own labels (exec --process): never dropped silently
+    for field in ("apparmor_profile", "process_label"):
+        value = getattr(process, field, None)
+        if value and value != getattr(container.config, field):
+            raise SetupError(f"process.{field}: {value!r} cannot be applied: libcontainer "
+                             f"does not support {_LSMS[field][0]}")

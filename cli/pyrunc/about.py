@@ -27,39 +27,63 @@ def spec(rt, o, args):
 @command("")
 def features(rt, o, args):
     """Print what this runtime supports, as runtime-spec features.md JSON."""
+    print(json.dumps(features_dict(rt.factory.plugin_manager), indent=4))
+
+
+# runtime-spec's SeccompArch names; those libseccomp resolves are supported
+SECCOMP_ARCHS = ("X86", "X86_64", "X32", "ARM", "AARCH64", "MIPS", "MIPS64", "MIPS64N32",
+                 "MIPSEL", "MIPSEL64", "MIPSEL64N32", "PPC", "PPC64", "PPC64LE", "S390",
+                 "S390X", "PARISC", "PARISC64", "RISCV64", "LOONGARCH64", "M68K", "SH",
+                 "SHEB")
+
+
+def features_dict(pm):
+    """The features JSON, from the tables the code itself uses (specconv,
+    the seccomp and procattr modules, the loaded plugins and drivers), so it
+    cannot claim what the code would refuse."""
     import libcontainer
     from libcontainer import specconv
-    from libcontainer.linux import caps
-    pm = rt.factory.plugin_manager
+    from libcontainer.linux import caps, procattr
+    from libcontainer.linux.namespaces import NAMESPACES
     loaded = {entry["name"] for entry, hooks in pm.plugins() if hooks is not None}
     drivers = pm.registry.names("cgroup_driver")
-    seccomp = {"enabled": "seccomp" in loaded}
-    try:
+    seccomp = {"enabled": False}
+    if "seccomp" in loaded:
         from libcontainer.linux import seccomp as sc
-        if seccomp["enabled"]:
-            seccomp.update(actions=sorted(sc.ACTIONS), operators=sorted(sc.OPS),
-                           supportedFlags=sorted(sc.FLAGS))
-    except Exception:     # no libseccomp: the plugin will say so when used
-        pass
-    out = {
+        if sc.available():
+            seccomp = {"enabled": True, "actions": sorted(sc.ACTIONS),
+                       "operators": sorted(sc.OPS),
+                       "archs": sorted("SCMP_ARCH_" + a for a in SECCOMP_ARCHS
+                                         if sc.arch_token(a)),
+                       "knownFlags": sorted(sc.FLAGS), "supportedFlags": sorted(sc.FLAGS)}
+    # a namespace type is supported when its kind is known and the kernel has it
+    namespaces = sorted(t for t, kind in specconv.NAMESPACES.items()
+                        if "namespaces" in loaded and
+                        os.path.exists(f"/proc/self/ns/{NAMESPACES[kind][1]}"))
+    fields = specconv.FIELDS
+    return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": list(specconv.HOOKS) if "oci_hooks" in loaded else [],
-        "mountOptions": sorted(specconv.MOUNT_FLAGS | specconv.PROPAGATION),
+        "mountOptions": sorted(specconv.MOUNT_FLAGS | specconv.PROPAGATION |
+                               specconv.RECURSIVE_OPTIONS | specconv.EXTENSIONS),
         "linux": {
-            "namespaces": sorted(specconv.NAMESPACES),
+            "namespaces": namespaces,
             "capabilities": ["CAP_" + n for n in caps.NAMES],
             "cgroup": {"v1": "v1" in drivers, "v2": "v2" in drivers,
                        "systemd": "systemd" in drivers, "systemdUser": False, "rdma": False},
             "seccomp": seccomp,
             "apparmor": {"enabled": "apparmor" in loaded},
             "selinux": {"enabled": "selinux" in loaded},
-            "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "intelRdt": {"enabled": fields["linux.intelRdt"][0] != specconv.REFUSED},
+            "mountExtensions": {"idmap": {"enabled": specconv.IDMAP_MOUNTS}},
+            "netDevices": {"enabled": fields["linux.netDevices.*.name"][0] ==
+                           specconv.SUPPORTED},
+            "memoryPolicy": {"modes": sorted(procattr.MPOL_MODES),
+                             "flags": sorted(procattr.MPOL_FLAGS)},
         },
         "annotations": {"io.github.pyrunc.version": libcontainer.__version__},
     }
-    print(json.dumps(out, indent=4))
 
 
 @command("[COMMAND]")

@@ -43,6 +43,7 @@ class Process:
     init: bool = False
     returncode: Optional[int] = None
     console_fd: Optional[int] = None    # the pty master when tty=True
+    pty: Optional[tuple] = None         # (master, slave) a plugin opened in the container
 
     def __post_init__(self):
         if not self.args or not all(isinstance(a, str) for a in self.args):

@@ -208,7 +208,7 @@ class TimeOffset:                 # of a clock in a new time namespace
 class Config:
     rootfs: str
     readonlyfs: bool = False
-    rootfs_propagation: str = "rprivate"
+    rootfs_propagation: str = "rslave"         # as runc: the host's unmounts reach it
     no_pivot_root: bool = False
     hostname: str = ""
     domainname: str = ""

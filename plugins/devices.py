@@ -1,13 +1,17 @@
 """Device nodes in the container's /dev (a tmpfs): the configured nodes,
-created fresh with their modes and owners -- the host's nodes are never
-touched -- plus the usual /dev symlinks."""
+created with their modes and owners, plus the usual /dev symlinks.
+
+As runc: what exists already is left as it is (never unlinked), and a /dev
+bind-mounted from the host (CSI and device-plugin pods do that) gets no
+setup at all -- its nodes are the host's. Every node is made relative to an
+fd of its directory opened inside the rootfs, so no symlink leads out."""
 import os
 import stat
 
 from libcontainer import hookimpl
 from libcontainer.errors import ConfigError, SetupError
 from libcontainer.linux.mount import MS, mount
-from libcontainer.rootpath import resolve_in_root
+from libcontainer.rootpath import mkdirs_in_root, open_in_root
 
 TYPES = {"c": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 LINKS = [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
@@ -29,37 +33,74 @@ def libcontainer_validate_config(config):
             raise ConfigError(f"{where}.file_mode: {d.file_mode} is not a permission mode")
 
 
+def dev_is_bound(config):
+    return any(os.path.normpath(m.destination) == "/dev" and
+               (m.device == "bind" or "bind" in m.flags or "rbind" in m.flags)
+               for m in config.mounts)
+
+
 @hookimpl
 def libcontainer_setup_devices(container, process):
+    if dev_is_bound(container.config):
+        return
     rootfs = os.path.realpath(container.config.rootfs)
     old = os.umask(0)
     try:
         for d in container.config.devices:
-            path = resolve_in_root(rootfs, d.path)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            if os.path.lexists(path):
-                os.unlink(path)
-            try:
-                os.mknod(path, TYPES[d.type] | d.file_mode,
-                         os.makedev(d.major, d.minor) if d.type != "p" else 0)
-            except PermissionError:
-                # in a user namespace mknod is refused: bind the host's node
-                # (a bind mount; the host's node itself is never changed)
-                _bind_host_node(d, path)
-                continue
-            os.chown(path, d.uid, d.gid)
+            with _directory(rootfs, d.path) as (parent, name):
+                _make_node(d, parent, name)
         for target, link in LINKS:
-            path = resolve_in_root(rootfs, link)
-            if not os.path.lexists(path):
-                os.symlink(target, path)
+            with _directory(rootfs, link) as (parent, name):
+                try:
+                    os.symlink(target, name, dir_fd=parent)
+                except FileExistsError:
+                    pass
     finally:
         os.umask(old)
 
 
-def _bind_host_node(d, path):
+class _directory:
+    """(fd of the directory of `path` inside the rootfs, made if missing;
+    the last component)."""
+
+    def __init__(self, rootfs, path):
+        self.rootfs, (self.dir, self.name) = rootfs, os.path.split(path)
+
+    def __enter__(self):
+        mkdirs_in_root(self.rootfs, self.dir)
+        self.fd = open_in_root(self.rootfs, self.dir, os.O_PATH | os.O_DIRECTORY)
+        return self.fd, self.name
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+
+def _make_node(d, parent, name):
+    try:
+        os.mknod(name, TYPES[d.type] | d.file_mode,
+                 os.makedev(d.major, d.minor) if d.type != "p" else 0, dir_fd=parent)
+    except FileExistsError:
+        return          # as runc: whatever is there is not ours to replace
+    except PermissionError:
+        # in a user namespace mknod is refused: bind the host's node (a
+        # bind mount; the host's node itself is never changed)
+        _bind_host_node(d, parent, name)
+        return
+    os.chown(name, d.uid, d.gid, dir_fd=parent, follow_symlinks=False)
+
+
+def _bind_host_node(d, parent, name):
     st = os.stat(d.path)
     if TYPES[d.type] != stat.S_IFMT(st.st_mode) or st.st_rdev != os.makedev(d.major, d.minor):
         raise SetupError(f"devices: cannot create {d.path} in a user namespace, and the "
                          f"host's {d.path} is not the same device")
-    os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o000))
-    mount(d.path, path, None, MS.BIND)
+    try:
+        os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY
+                         | os.O_CLOEXEC, 0o000, dir_fd=parent))
+    except FileExistsError:
+        return
+    fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    try:
+        mount(d.path, f"/proc/self/fd/{fd}", None, MS.BIND)     # the host's /proc still
+    finally:
+        os.close(fd)

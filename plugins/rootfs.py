@@ -7,11 +7,14 @@ rbind, ...; propagation is private/rprivate/slave/rslave/shared/rshared.
 import contextlib
 import errno
 import os
+import re
 import stat
 
 from libcontainer import hookimpl
 from libcontainer.errors import ConfigError, SetupError
-from libcontainer.linux.mount import FLAGS, MNT_DETACH, MS, mount, pivot_root, umount2
+from libcontainer.linux.mount import (AT_RECURSIVE, FLAGS, MNT_DETACH, MS, OPEN_TREE_CLOEXEC,
+                                     OPEN_TREE_CLONE, mount, move_mount, open_tree, pivot_root,
+                                     umount2)
 from libcontainer.rootpath import create_file_in_root, mkdirs_in_root, open_in_root
 
 from . import mount_options
@@ -64,15 +67,37 @@ def libcontainer_validate_config(config):
                 raise ConfigError(f"{where}.source: {m.source} does not exist")
 
 
+# an unbindable root would refuse the binds of the rootfs and the volumes:
+# private until pivot_root, then applied to the new root
+_UNTIL_PIVOT = {"unbindable": "private", "runbindable": "rprivate"}
+
+
 @hookimpl
 def libcontainer_setup_mounts(container, process):
     config = container.config
     rootfs = os.path.realpath(config.rootfs)
-    # nothing we mount may propagate back to the host
-    mount(None, "/", None, PROPAGATION[config.rootfs_propagation])
+    propagation = config.rootfs_propagation
+    mount(None, "/", None, PROPAGATION[_UNTIL_PIVOT.get(propagation, propagation)])
+    _parent_private(rootfs)
     mount(rootfs, rootfs, None, MS.BIND | MS.REC)
     for m in config.mounts:
         mount_into(rootfs, m)
+
+
+def _parent_private(rootfs):
+    """runc's rootfsParentMountPrivate: the mount holding the rootfs (the
+    first mount point from it upwards) is made private, so that nothing
+    mounted beneath it reaches a peer on the host through a shared parent
+    (rshared roots, a shared /run), and pivot_root accepts it."""
+    path = rootfs
+    while True:
+        try:
+            mount(None, path, None, MS.PRIVATE)
+            return
+        except OSError as e:
+            if e.errno != errno.EINVAL or path == "/":
+                raise
+        path = os.path.dirname(path)
 
 
 def mount_into(rootfs, m):
@@ -81,28 +106,31 @@ def mount_into(rootfs, m):
     that no symlink -- there or swapped in meanwhile -- leads it outside
     (CVE-2021-30465)."""
     flags = parse_flags(m.flags, m.destination)
+    if m.device == "tmpfs":
+        # a read-only tmpfs (/dev) is filled first (nodes, /dev/pts):
+        # made read-only by libcontainer_setup_environment
+        flags &= ~MS.RDONLY
     is_bind = m.device == "bind" or flags & MS.BIND
-    if m.device == "proc" or m.device == "sysfs":
-        # CVE-2019-19921: never mount procfs/sysfs over a symlink or a file
-        try:
-            fd = open_in_root(rootfs, m.destination, os.O_PATH | os.O_NOFOLLOW)
-        except FileNotFoundError:
-            fd = None
-        if fd is not None:
-            mode = os.fstat(fd).st_mode
-            os.close(fd)
-            if not stat.S_ISDIR(mode):
-                raise SetupError(f"mount {m.destination}: refusing to mount {m.device} "
-                                 f"over a symlink or non-directory")
-    if is_bind and not stat.S_ISDIR(mount_options.stat_source(m).st_mode):
+    # CVE-2019-19921: procfs/sysfs never over a symlink or a file, checked
+    # on the very fd mounted onto
+    pseudo = m.device in ("proc", "sysfs")
+    source_fd = _sources.get(id(m))
+    if is_bind and not stat.S_ISDIR(os.fstat(source_fd).st_mode if source_fd is not None
+                                    else mount_options.stat_source(m).st_mode):
         create_file_in_root(rootfs, m.destination)
     else:
-        mkdirs_in_root(rootfs, m.destination)
+        try:
+            mkdirs_in_root(rootfs, m.destination)
+        except NotADirectoryError:
+            if not pseudo:
+                raise
     lower = None
     try:
-        with _opened(rootfs, m.destination) as dest:
+        with _opened(rootfs, m.destination, m.device if pseudo else None) as dest:
             if is_bind:
-                if not mount_options.attach(m, dest):
+                if source_fd is not None:
+                    move_mount(source_fd, dest)
+                elif not mount_options.attach(m, dest):
                     mount(m.source, dest, None, MS.BIND | (flags & MS.REC))
             else:
                 if m.tmpcopyup:
@@ -134,10 +162,21 @@ def mount_into(rootfs, m):
 
 
 @contextlib.contextmanager
-def _opened(rootfs, destination):
-    """/proc/self/fd/N of the destination opened inside the rootfs; errors
-    name the destination."""
-    fd = open_in_root(rootfs, destination)
+def _opened(rootfs, destination, pseudo=None):
+    """/proc/self/fd/N of the destination opened inside the rootfs (the
+    host's /proc: before pivot_root); errors name the destination. For a
+    `pseudo` filesystem the destination must be a directory, not a symlink."""
+    try:
+        fd = open_in_root(rootfs, destination, os.O_PATH | (os.O_NOFOLLOW if pseudo else 0))
+    except (FileNotFoundError, NotADirectoryError):
+        if not pseudo:
+            raise
+        fd = None
+    if pseudo and (fd is None or not stat.S_ISDIR(os.fstat(fd).st_mode)):
+        if fd is not None:
+            os.close(fd)
+        raise SetupError(f"mount {destination}: refusing to mount {pseudo} "
+                         f"over a symlink or non-directory")
     try:
         yield f"/proc/self/fd/{fd}"
     except OSError as e:
@@ -165,18 +204,50 @@ def _mount_fallback(m, dest, flags, error):
 @hookimpl
 def libcontainer_pre_clone(container, process):
     mount_options.prepare(container.config)
+    _open_sources(container.config)
 
 
 @hookimpl
 def libcontainer_post_clone(container, process, pid):
     mount_options.close()       # the init has its copies of the id-mapped trees
+    _close_sources()
+
+
+# id(Mount) -> a detached clone (open_tree) of a bind's source, made by the
+# parent before the fork and inherited by the init: in a user namespace the
+# mapped root may not be able to reach the source (runc clones them too)
+_sources = {}
+
+
+def _open_sources(config):
+    _close_sources()
+    if not config.has_namespace("NEWUSER") or os.geteuid() != 0:
+        return      # rootless: the mapped root reaches what the runtime does
+    try:
+        for m in config.mounts:
+            if (m.device == "bind" or "bind" in m.flags or "rbind" in m.flags) and not m.idmap:
+                _sources[id(m)] = open_tree(m.source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (
+                    AT_RECURSIVE if "rbind" in m.flags else 0))
+    except OSError as e:
+        _close_sources()
+        raise SetupError(f"mount source {m.source}: {e.strerror}") from None
+
+
+def _close_sources():
+    while _sources:
+        os.close(_sources.popitem()[1])
 
 
 @hookimpl
 def libcontainer_enter_rootfs(container, process):
     rootfs = os.path.realpath(container.config.rootfs)
+    _close_sources()
     os.chdir(rootfs)
+    # the old root is left through this mount: nothing may propagate from
+    # it to the host's peers (pivot_root also refuses a shared one)
+    mount(None, "/", None, MS.PRIVATE)
     if container.config.no_pivot_root:
+        _hide_host_pseudo_filesystems(rootfs)
         mount(rootfs, "/", None, MS.MOVE)
         os.chroot(".")
     else:
@@ -185,13 +256,72 @@ def libcontainer_enter_rootfs(container, process):
         mount(None, ".", None, MS.SLAVE | MS.REC)
         umount2(".", MNT_DETACH)
     os.chdir("/")
+    propagation = container.config.rootfs_propagation
+    if propagation not in ("private", "rprivate"):     # those are done
+        mount(None, "/", None, PROPAGATION[propagation])
     # runc creates a missing cwd (as root, inside the new root); whatever
     # fails here is reported by the chdir of plugins/user.py
     with contextlib.suppress(OSError):
         os.makedirs(process.cwd, 0o755, exist_ok=True)
 
 
+def _hide_host_pseudo_filesystems(rootfs):
+    """runc's msMoveRoot: with chroot instead of pivot_root the host's
+    mounts stay in the container's mount namespace, outside its root. The
+    kernel lets a user namespace mount a new procfs or sysfs only if a
+    whole, uncovered one is mounted in the namespace already: the host's
+    /proc would be, so every such mount outside the rootfs is detached (or
+    covered where it cannot be)."""
+    points = []
+    with open("/proc/self/mountinfo") as f:         # still the host's /proc
+        for line in f:
+            fields, _, rest = line.partition(" - ")
+            fields = fields.split()
+            root, point = _unescape(fields[3]), _unescape(fields[4])
+            if root != "/" or rest.split()[0] not in ("proc", "sysfs") \
+                    or point == rootfs or point.startswith(rootfs.rstrip("/") + "/"):
+                continue
+            points.append(point)
+    for point in points:
+        try:
+            mount(None, point, None, MS.SLAVE | MS.REC)    # the unmount stays here
+            umount2(point, MNT_DETACH)
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ENOTDIR):
+                continue            # beneath one already detached
+            if e.errno not in (errno.EINVAL, errno.EPERM):
+                raise
+            mount("tmpfs", point, "tmpfs", MS.RDONLY, "size=4k")
+
+
+def _unescape(field):
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
 @hookimpl
 def libcontainer_setup_environment(container, process):
+    for m in container.config.mounts:
+        if m.device == "tmpfs" and parse_flags(m.flags, m.destination) & MS.RDONLY:
+            _remount_readonly(m.destination)
     if container.config.readonlyfs:
         mount(None, "/", None, MS.BIND | MS.REMOUNT | MS.RDONLY)
+
+
+def _remount_readonly(destination):
+    """The read-only remount of a tmpfs filled read-write. Through fchdir,
+    not /proc/self/fd: /proc is the container's now, if a procfs at all."""
+    fd = open_in_root("/", destination, os.O_PATH | os.O_DIRECTORY)
+    try:
+        os.fchdir(fd)
+        flags = MS.BIND | MS.REMOUNT | MS.RDONLY
+        f_flag = os.statvfs(".").f_flag
+        for bit, ms in ((os.ST_NOSUID, MS.NOSUID), (os.ST_NODEV, MS.NODEV),
+                        (os.ST_NOEXEC, MS.NOEXEC)):
+            if f_flag & bit:
+                flags |= ms         # kept: they may be locked
+        mount(None, ".", None, flags)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, f"{e.filename} ({destination} read-only)") from None
+    finally:
+        os.close(fd)
+        os.chdir("/")

@@ -168,3 +168,14 @@ def mount_setattr(target, attr_set=0, attr_clr=0, userns_fd=0, recursive=False, 
     check(_sys(SYS_mount_setattr, dfd, path, flags, ctypes.addressof(attr), ctypes.sizeof(attr)),
           f"mount_setattr({what or target!r}, set={ATTR(attr_set)!r}, clear={attr_clr:#x}"
           f"{', recursive' if recursive else ''})")
+
+
+# int fstatfs(int fd, struct statfs *buf); f_type is the first field (a long)
+_fstatfs = fn("fstatfs", ctypes.c_int, ctypes.c_int, ctypes.c_void_p)
+
+
+def fstatfs_type(fd):
+    """The filesystem's magic number (PROC_SUPER_MAGIC, ...) of what `fd` is on."""
+    buf = ctypes.create_string_buffer(256)      # > sizeof(struct statfs)
+    check(_fstatfs(fd, buf), f"fstatfs({fd})")
+    return ctypes.c_long.from_buffer(buf).value

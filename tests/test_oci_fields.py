@@ -441,6 +441,7 @@ def _full_spec():
               devices=[{"type": "c", "path": "/dev/x", "major": 1, "minor": 3,
                         "fileMode": 0o666, "uid": 0, "gid": 0}],
               cgroupsPath="/x", sysctl={"a": "b"}, rootfsPropagation="rslave", mountLabel="",
+              netDevices={"eth9": {"name": "eth0"}},
               personality={"domain": "LINUX"},
               memoryPolicy={"mode": "MPOL_BIND", "nodes": "0", "flags": []},
               seccomp={"defaultAction": "SCMP_ACT_ALLOW", "defaultErrnoRet": 1,
@@ -530,3 +531,41 @@ def test_features_refused_are_not_claimed(features):
         config = specconv.to_config({"root": {"path": "/"}, "linux": lx}, "/", unique())
         from libcontainer.plugins import process_attrs
         process_attrs.libcontainer_validate_config(config)
+
+
+def test_pyrunc_userns_path_with_its_own_mappings_is_accepted(pyrunc):
+    """containerd and CRI-O pass a userns path and its mappings: as runc, fine
+    when the mappings are the namespace's own."""
+    ids = [{"containerID": 0, "hostID": 0, "size": 65536}]
+
+    def own(spec):
+        spec["linux"]["namespaces"].append({"type": "user"})
+        spec["linux"].update(uidMappings=ids, gidMappings=ids)
+    first, bundle = pyrunc.bundle(["sleep", "100"], own)
+    pyrunc("run", "-d", "--bundle", bundle, first)
+    pid = json.loads(pyrunc("state", first).stdout)["pid"]
+
+    def join(spec):
+        spec["linux"]["namespaces"].append({"type": "user", "path": f"/proc/{pid}/ns/user"})
+        spec["linux"].update(uidMappings=ids, gidMappings=ids)
+    r = pyrunc.run(["readlink", "/proc/self/ns/user"], join)
+    assert r.returncode == 0, r
+    assert r.stdout.strip() == os.readlink(f"/proc/{pid}/ns/user")
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_pyrunc_exec_cpu_affinity_after_the_cgroup_join(pyrunc, tmp_path):
+    cpu = str(max(os.sched_getaffinity(0)))
+    cid, bundle = pyrunc.bundle(["sleep", "100"],
+                                _set("process.execCPUAffinity", {"final": cpu}))
+    pyrunc("run", "-d", "--bundle", bundle, cid)
+    # config.json's execCPUAffinity is for exec'd processes, not the init
+    pid = json.loads(pyrunc("state", cid).stdout)["pid"]
+    assert os.sched_getaffinity(pid) == os.sched_getaffinity(0)
+    r = pyrunc("exec", cid, "grep", "Cpus_allowed_list", "/proc/self/status")
+    assert r.stdout.split()[-1] == cpu
+    (tmp_path / "p.json").write_text(json.dumps({
+        "args": ["grep", "Cpus_allowed_list", "/proc/self/status"], "cwd": "/",
+        "execCPUAffinity": {"initial": cpu, "final": "0"}}))
+    r = pyrunc("exec", "--process", str(tmp_path / "p.json"), cid)
+    assert r.stdout.split()[-1] == "0"

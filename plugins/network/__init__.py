@@ -1,7 +1,8 @@
 """Networks: the config's ``networks`` and ``routes``, set up by network
 *types* that plugins register (``registry.add("network_type", name, obj)``):
-``loopback``, ``veth`` and ``netns`` are built in; see docs/network.md to add
-one, and base.NetworkType for the methods a type may have.
+``loopback``, ``veth``, ``netns`` and ``netdevice`` (OCI ``linux.netDevices``)
+are built in; see docs/network.md to add one, and base.NetworkType for the
+methods a type may have.
 
 Phases: types ``create`` host-side things before the clone, ``attach`` them
 once the child has its network namespace (then the ``routes`` are added), and
@@ -18,6 +19,7 @@ from libcontainer.errors import ConfigError, LibcontainerError, PluginError, Set
 
 from .base import Context, NetworkType, check_ifname, check_ip, describe  # noqa: F401
 from .loopback import Loopback
+from .netdevice import NetDevice
 from .netns import NetNs
 from .veth import Veth
 
@@ -31,6 +33,7 @@ def libcontainer_register(registry):
     registry.add(KIND, "loopback", Loopback())
     registry.add(KIND, "veth", Veth())
     registry.add(KIND, "netns", NetNs())
+    registry.add(KIND, "netdevice", NetDevice())
 
 
 def _get(registry, name, where):

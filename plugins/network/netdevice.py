@@ -1,0 +1,121 @@
+"""The ``netdevice`` type (OCI ``linux.netDevices``): an existing host
+interface, ``host_interface_name``, is moved into the container's network
+namespace, renamed ``name`` (default: the same), and moved back -- with its
+name -- when the container is deleted.
+
+* attach (parent, the child waits in its netns): the namespace is held by a
+  bind mount of /proc/PID/ns/net in the container's state directory (when
+  the container's processes are gone, a namespace nobody holds would take a
+  virtual device with it, and hand a physical one to the initial namespace
+  under another name); the device's permanent addresses are noted, the
+  device moved, renamed, given its addresses again and brought up if it was.
+* teardown: the device is moved back to this process's namespace, renamed
+  and given its addresses; the hold is released.
+"""
+import contextlib
+import ipaddress
+import os
+
+from libcontainer.errors import ConfigError, SetupError
+from libcontainer.linux.mount import MNT_DETACH, MS, mount, umount2
+
+from .base import NetworkType, check_ifname, host_has_interface
+
+IFF_UP = 0x1
+IFA_F_PERMANENT = 0x80
+RT_SCOPE_LINK = 253
+
+
+class NetDevice(NetworkType):
+    def validate(self, network, where, config):
+        host = network.host_interface_name
+        check_ifname(host, f"{where}.host_interface_name")
+        network.name = network.name or host
+        check_ifname(network.name, f"{where}.name")
+        if not host_has_interface(host):
+            raise ConfigError(f"{where}.host_interface_name: no interface {host!r} on the host "
+                              f"(linux.netDevices)")
+
+    def attach(self, ctx, network, record):
+        from . import netlink
+        ipr = ctx.host
+        idx = netlink.index(ipr, network.host_interface_name)
+        if idx is None:
+            raise SetupError(f"host_interface_name: no interface "
+                             f"{network.host_interface_name!r} on the host")
+        hold = os.path.join(ctx.container.state_dir, f"netdev-{network.host_interface_name}")
+        with open(hold, "x"):
+            pass
+        try:
+            mount(f"/proc/{ctx.pid}/ns/net", hold, None, MS.BIND)
+        except OSError:
+            os.unlink(hold)
+            raise
+        record["hold"] = hold
+        up, addresses = _describe(ipr, idx)
+        record.update(host=network.host_interface_name, name=network.name, up=up,
+                      addresses=addresses)
+        _move(ipr, idx, hold, network.host_interface_name, network.name, up, addresses)
+
+    def teardown(self, ctx, record):
+        from . import netlink
+        hold = record["hold"]
+        name = record.get("name")
+        if name and os.path.exists(hold):
+            try:
+                inside = netlink.open_in(hold)
+            except OSError:
+                inside = None   # not a namespace any more: nothing to bring back
+            if inside is not None:
+                try:
+                    idx = netlink.index(inside, name)
+                    if idx is not None:
+                        _move(inside, idx, "/proc/self/ns/net", name, record["host"],
+                              record.get("up"), record.get("addresses", []))
+                finally:
+                    inside.close()
+        with contextlib.suppress(OSError):
+            umount2(hold, MNT_DETACH)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(hold)
+
+
+def _describe(ipr, idx):
+    """(up, permanent addresses in CIDR notation) of the interface `idx`."""
+    link = ipr.link("get", index=idx)[0]
+    addresses = []
+    for msg in ipr.get_addr(index=idx):
+        flags = msg.get("IFA_FLAGS") or msg["flags"]
+        if flags & IFA_F_PERMANENT and msg["scope"] != RT_SCOPE_LINK:
+            address = msg.get("IFA_LOCAL") or msg.get("IFA_ADDRESS")
+            addresses.append(f"{address}/{msg['prefixlen']}")
+    return bool(link["flags"] & IFF_UP), addresses
+
+
+def _move(ipr, idx, netns, old, name, up, addresses):
+    """Move interface `idx` (named `old`) of `ipr`'s namespace into the
+    namespace at path `netns`, renamed `name`, with `addresses`, up if `up`."""
+    from . import netlink
+    fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        ipr.link("set", index=idx, state="down")
+        # `ifname` with the move: the name to take if `old` is in use there
+        ipr.link("set", index=idx, net_ns_fd=fd, ifname=name)
+    finally:
+        os.close(fd)
+    target = netlink.open_in(netns)
+    try:
+        # the index changes too if it is taken there: found by name
+        idx = netlink.index(target, old)
+        if idx is None:
+            idx = netlink.index(target, name)
+        if idx is None:
+            raise SetupError(f"interface {old!r} is not found where it was moved")
+        if old != name:
+            target.link("set", index=idx, ifname=name)
+        for address in addresses:
+            netlink.add_address(target, idx, ipaddress.ip_interface(address))
+        if up:
+            target.link("set", index=idx, state="up")
+    finally:
+        target.close()

@@ -88,10 +88,29 @@ def test_device_comes_back_when_the_container_exited_first(tmp_path, rootfs, dum
     assert not leftovers and not host_mounts(rt.root)      # the hold is gone too
 
 
+def test_device_comes_back_when_create_fails(tmp_path, rootfs, dummy):
+    from test_pyrunc import Runtime
+    rt = Runtime(tmp_path, rootfs)
+
+    def edit(spec):
+        spec["linux"]["netDevices"] = {dummy: {"name": "ctr0"}}
+    cid, bundle = rt.bundle(("/nonexistent",), edit=edit)
+    try:
+        r = rt("create", "--bundle", bundle, cid)
+    finally:
+        leftovers = rt.cleanup()
+    # the init failed after the device was moved in (its program is missing)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "nonexistent" in r.stderr, r
+    assert not leftovers and not host_mounts(rt.root)
+    with pyroute2.IPRoute() as ipr:
+        assert _addresses(ipr, dummy) == (True, ["192.0.2.7/24"])
+
+
 @pytest.mark.parametrize("devices, namespaces, message", [
     ({"lcdnonexistent0": {}}, None,
      "networks[1].host_interface_name: no interface 'lcdnonexistent0' on the host"),
     ({"lo": {"name": "a/b"}}, None, "networks[1].name: interface name 'a/b' contains"),
+    ({"lo": {}}, None, "networks[1].name: 'lo' is the loopback interface"),
     ({"lo": {}}, ["pid", "mount"], "config.json: linux.netDevices: needs a network namespace"),
 ])
 def test_bad_net_devices_are_refused_by_name(factory, rootfs, devices, namespaces, message):

@@ -32,6 +32,8 @@ class NetDevice(NetworkType):
         check_ifname(host, f"{where}.host_interface_name")
         network.name = network.name or host
         check_ifname(network.name, f"{where}.name")
+        if network.name == "lo":
+            raise ConfigError(f"{where}.name: 'lo' is the loopback interface")
         if not host_has_interface(host):
             raise ConfigError(f"{where}.host_interface_name: no interface {host!r} on the host "
                               f"(linux.netDevices)")
@@ -60,24 +62,26 @@ class NetDevice(NetworkType):
     def teardown(self, ctx, record):
         from . import netlink
         hold = record["hold"]
-        name = record.get("name")
-        if name and os.path.exists(hold):
-            try:
-                inside = netlink.open_in(hold)
-            except OSError:
-                inside = None   # not a namespace any more: nothing to bring back
+        try:
+            inside = netlink.open_in(hold) if record.get("name") else None
+        except OSError:
+            inside = None       # not a namespace any more: nothing to bring back
+        try:
             if inside is not None:
-                try:
+                # renamed, or still under its host name if attach failed halfway
+                for name in (record["name"], record["host"]):
                     idx = netlink.index(inside, name)
                     if idx is not None:
                         _move(inside, idx, "/proc/self/ns/net", name, record["host"],
                               record.get("up"), record.get("addresses", []))
-                finally:
-                    inside.close()
-        with contextlib.suppress(OSError):
-            umount2(hold, MNT_DETACH)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(hold)
+                        break
+        finally:
+            if inside is not None:
+                inside.close()
+            with contextlib.suppress(OSError):
+                umount2(hold, MNT_DETACH)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(hold)
 
 
 def _describe(ipr, idx):

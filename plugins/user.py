@@ -3,6 +3,7 @@
 (the init's cwd is created by the rootfs plugin, as runc does)."""
 import errno
 import os
+import stat
 
 from libcontainer import hookimpl
 from libcontainer.errors import SetupError
@@ -10,12 +11,17 @@ from libcontainer.linux import misc
 
 
 def _entries(path):
+    """The lines of the image's `path` split on ":"; [] unless it is a
+    regular file (a FIFO or /dev/zero planted there would hang the init)."""
     try:
-        with open(path) as f:
-            return [line.rstrip("\n").split(":") for line in f if line.strip()
-                    and not line.startswith("#")]
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return []
+    with open(fd, errors="replace") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return []
+        return [line.rstrip("\n").split(":") for line in f if line.strip()
+                and not line.startswith("#")]
 
 
 def resolve_user(spec, passwd="/etc/passwd", group="/etc/group"):

@@ -250,3 +250,31 @@ def test_userns_bind_source_only_the_runtime_can_reach(rootfs, factory, root_onl
         c.destroy()
     assert (status, out) == (0, "reached\n")
     assert stat.S_IMODE(os.stat(root_only_dir).st_mode) == 0o700
+
+
+# -- the image's /etc/passwd and /etc/group ---------------------------------
+
+def test_user_database_that_never_ends_is_ignored(rootfs_copy, tmp_path):
+    """An image's /etc/group as a FIFO (or a symlink to /dev/zero) used to
+    hang the init reading it; only regular files are read."""
+    from libcontainer import specconv
+    os.unlink(os.path.join(rootfs_copy, "etc/group"))
+    os.mkfifo(os.path.join(rootfs_copy, "etc/group"))
+    os.unlink(os.path.join(rootfs_copy, "etc/passwd"))
+    os.symlink("/dev/zero", os.path.join(rootfs_copy, "etc/passwd"))
+    spec = specconv.default_spec()
+    spec["root"] = {"path": rootfs_copy}
+    spec["process"].update(terminal=False, args=["grep", "-E", "^(Uid|Gid|Groups)",
+                                                 "/proc/self/status"],
+                           user={"uid": 1000, "gid": 1000})
+    spec["linux"].pop("resources")
+    (tmp_path / "config.json").write_text(__import__("json").dumps(spec))
+    root, cid = str(tmp_path / "state"), unique()
+    pyrunc = os.path.join(os.path.dirname(os.path.dirname(__file__)), ".venv", "bin", "pyrunc")
+    try:
+        r = subprocess.run([pyrunc, "--root", root, "run", "--bundle", str(tmp_path), cid],
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    finally:
+        subprocess.run([pyrunc, "--root", root, "delete", "--force", cid], capture_output=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["Uid:", *["1000"] * 4, "Gid:", *["1000"] * 4, "Groups:"]

@@ -199,6 +199,42 @@ def _pyrunc_and_runc(tmp_path, spec, parse):
     return tuple(results)
 
 
+def test_exec_process_without_capabilities_as_runc(tmp_path, rootfs):
+    """`exec --process FILE` whose process has no capabilities gets the
+    container's (runc's setns process falls back to the config's)."""
+    spec = _runc_spec(tmp_path, rootfs, ["sleep", "100"])
+    spec["process"]["capabilities"] = {s: ["CAP_KILL", "CAP_CHOWN"] for s in
+                                       ("bounding", "effective", "permitted")}
+    process = tmp_path / "process.json"
+    process.write_text(json.dumps({"args": ["grep", "Cap", "/proc/self/status"], "cwd": "/",
+                                   "user": {"uid": 0, "gid": 0}, "env": ["PATH=/bin"]}))
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    results = []
+    for runtime in (os.path.join(REPO, ".venv", "bin", "pyrunc"), "/usr/sbin/runc"):
+        root, cid = str(tmp_path / f"state-{len(results)}"), unique()
+        spec["linux"]["cgroupsPath"] = f"/{cid}"
+        (bundle / "config.json").write_text(json.dumps(spec))
+        rt = [runtime, "--root", root]
+        try:
+            # the init keeps the runtime's stdio: not pipes this waits on
+            with open(tmp_path / "err", "w+") as err:
+                r = subprocess.run([*rt, "run", "-d", "--bundle", str(bundle), cid],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=err, timeout=60)
+                err.seek(0)
+                assert r.returncode == 0, f"{runtime}: {err.read()}"
+            r = subprocess.run([*rt, "exec", "--process", str(process), cid],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, f"{runtime}: {r.stderr}"
+            results.append(status_caps(r.stdout))
+        finally:
+            subprocess.run([*rt, "delete", "--force", cid], capture_output=True, timeout=60)
+    config = mask(["KILL", "CHOWN"])
+    assert results[0] == results[1] == {"CapInh": 0, "CapPrm": config, "CapEff": config,
+                                        "CapBnd": config, "CapAmb": 0}
+
+
 def test_ambient_outside_inheritable_is_skipped_like_runc(sh):
     """runc's default spec lists ambient capabilities that are not
     inheritable: runc warns and goes on, and so do we."""

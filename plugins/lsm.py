@@ -1,32 +1,138 @@
-"""AppArmor and SELinux labels. Neither is supported: the fields are
-accepted only when empty, so that a config asking for a confinement we
-cannot give fails instead of running unconfined."""
+"""AppArmor profiles and SELinux labels, as runc applies them.
+
+* ``apparmor_profile``: ``exec PROFILE`` is written to the process's
+  ``attr/apparmor/exec`` (``attr/exec`` on kernels before 5.1), so the
+  profile confines it from its ``execve`` on. A profile that is not loaded,
+  or AppArmor not enabled, is an error (runc fails too, at the write).
+* ``process_label``: the SELinux label written to ``attr/exec``; an error
+  when SELinux is not enabled (runc's check).
+* ``mount_label``: ``context="LABEL"`` added to the container's tmpfs,
+  mqueue and devpts mounts when SELinux is enabled; ignored otherwise.
+
+A process's own ``apparmor_profile``/``process_label`` (``pyrunc exec
+--apparmor``, ``--process-label``) win over the config's. The attributes are
+written in ``setup_privileges``, after the capabilities are set and before
+the seccomp filter, as runc does; they take effect at ``execve``.
+"""
+import errno
 import os
 
 from libcontainer import hookimpl
 from libcontainer.errors import ConfigError, SetupError
 
-_LSMS = {"apparmor_profile": ("AppArmor", "/sys/kernel/security/apparmor"),
-         "process_label": ("SELinux", "/sys/fs/selinux/enforce"),
-         "mount_label": ("SELinux", "/sys/fs/selinux/enforce")}
+# where the kernel shows them; the tests point these at a temporary tree
+SYS = "/sys"
+PROC = "/proc"
+SELINUXFS = "/sys/fs/selinux"
+PROC_SUPER_MAGIC = 0x9FA0
+_LABELLED = ("tmpfs", "mqueue", "devpts")
 
+
+def apparmor_enabled():
+    """AppArmor is on (module parameter) and securityfs shows its policy."""
+    try:
+        with open(f"{SYS}/module/apparmor/parameters/enabled") as f:
+            on = f.read(1) == "Y"
+    except OSError:
+        return False
+    return on and os.path.isdir(f"{SYS}/kernel/security/apparmor")
+
+
+def apparmor_loaded(profile):
+    """Whether `profile` is loaded ("unconfined" always is)."""
+    if profile == "unconfined":
+        return True
+    try:
+        with open(f"{SYS}/kernel/security/apparmor/profiles") as f:
+            return any(line.rstrip("\n").rsplit(" (", 1)[0] == profile for line in f)
+    except OSError:
+        return False
+
+
+def selinux_enabled():
+    """selinuxfs is mounted (what runc's go-selinux checks first)."""
+    return os.path.exists(f"{SELINUXFS}/enforce")
+
+
+def mount_data(data, label):
+    """Mount options with the SELinux context of every file in the mount
+    (quoted: MCS labels contain commas)."""
+    context = f'context="{label}"'
+    return f"{data},{context}" if data else context
+
+
+# -- checks in the runtime -------------------------------------------------------
 
 @hookimpl
 def libcontainer_validate_config(config):
-    for field, (lsm, probe) in _LSMS.items():
-        value = getattr(config, field)
-        if value:
-            host = "is enabled on this host but" if os.path.exists(probe) else \
-                "is not enabled on this host and"
-            raise ConfigError(f"{field}: {value!r} cannot be applied: {lsm} {host} "
-                              f"libcontainer does not support it (leave the field empty)")
+    profile = config.apparmor_profile
+    if profile:
+        if not apparmor_enabled():
+            raise ConfigError(f"apparmor_profile: {profile!r} cannot be applied: AppArmor is "
+                              f"not enabled on this host")
+        if not apparmor_loaded(profile):
+            raise ConfigError(f"apparmor_profile: profile {profile!r} is not loaded (see "
+                              f"{SYS}/kernel/security/apparmor/profiles; apparmor_parser -r "
+                              f"FILE loads one)")
+    if config.process_label and not selinux_enabled():
+        raise ConfigError(f"process_label: {config.process_label!r} cannot be applied: SELinux "
+                          f"is not enabled on this host")
+
+
+# -- in the container's processes ------------------------------------------------------
+
+@hookimpl
+def libcontainer_finish_namespaces(container, process):
+    """Before the mounts: their SELinux context (the child's own copy of
+    the config is changed)."""
+    label = container.config.mount_label
+    if not (process.init and label and selinux_enabled()):
+        return
+    for m in container.config.mounts:
+        if m.device in _LABELLED and "context=" not in m.data:
+            m.data = mount_data(m.data, label)
 
 
 @hookimpl
-def libcontainer_setup_limits(container, process):
-    # a process's own labels (exec --process): never dropped silently
-    for field in ("apparmor_profile", "process_label"):
-        value = getattr(process, field, None)
-        if value and value != getattr(container.config, field):
-            raise SetupError(f"process.{field}: {value!r} cannot be applied: libcontainer "
-                             f"does not support {_LSMS[field][0]}")
+def libcontainer_setup_privileges(container, process):
+    profile = _own(process, container.config, "apparmor_profile")
+    if profile:
+        path = _attr("apparmor/exec")
+        if not os.path.exists(path):
+            path = _attr("exec")
+        _write(path, f"exec {profile}", "apparmor_profile", profile,
+               {errno.ENOENT: "the profile is not loaded",
+                errno.EINVAL: "AppArmor is not enabled on this host"})
+    label = _own(process, container.config, "process_label")
+    if label:
+        _write(_attr("exec"), label, "process_label", label,
+               {errno.EINVAL: "SELinux is not enabled on this host, or the label is invalid"})
+
+
+def _own(process, config, field):
+    value = getattr(process, field, None)
+    return getattr(config, field) if value is None else value
+
+
+def _attr(name):
+    # the calling thread's: the kernel lets a task set only its own
+    return f"{PROC}/thread-self/attr/{name}"
+
+
+def _write(path, value, field, what, reasons):
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError as e:
+        raise SetupError(f"{field}: cannot apply {what!r}: {path}: {e.strerror}") from None
+    try:
+        if PROC == "/proc":
+            # never a file mounted over /proc by the container (CVE-2019-16884)
+            from libcontainer.linux.mount import fstatfs_type
+            if fstatfs_type(fd) != PROC_SUPER_MAGIC:
+                raise SetupError(f"{field}: cannot apply {what!r}: {path} is not on procfs")
+        os.write(fd, value.encode())
+    except OSError as e:
+        why = reasons.get(e.errno, e.strerror)
+        raise SetupError(f"{field}: cannot apply {what!r}: {why} (writing {path})") from None
+    finally:
+        os.close(fd)

@@ -7,8 +7,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ROOTFS := build/rootfs
-# runc: pyrunc's outputs are compared with it; podman, containerd: real clients (~25 s)
-APT_PACKAGES := busybox-static libseccomp2 iproute2 runc uidmap python3 podman containerd
+# runc: pyrunc's outputs are compared with it; podman, containerd: real clients (~25 s);
+# apparmor: apparmor_parser, for the AppArmor tests in the cgv2-vm guest (tests/test_lsm.py)
+APT_PACKAGES := busybox-static libseccomp2 iproute2 runc uidmap python3 podman containerd apparmor
 
 .PHONY: install apt rootfs run test test-clients soak bench clean
 

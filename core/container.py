@@ -9,7 +9,7 @@ import select
 import signal as _signal
 import time
 
-from . import state as st
+from . import log, state as st
 from .errors import ContainerNotExists, InvalidState, LibcontainerError, SetupError
 from .faults import crash_point
 
@@ -100,19 +100,20 @@ class Container:
             if self.init_pid:
                 raise InvalidState(f"container {self.id} has already run")
             process.init = True
+            self.pm.hook.libcontainer_validate_process(container=self, process=process)
             self.state["creator"] = [os.getpid(), st.proc_stat(os.getpid())[1]]
             self.save()
             hold_fd = None
             try:
                 before = repr(self.stash)
+                log.debug("pre_clone: cgroups, networks", id=self.id)
                 self.pm.hook.libcontainer_pre_clone(container=self, process=process)
                 if repr(self.stash) != before:      # save what plugins made, if any
                     self.save()
+                log.debug("spawning the init", id=self.id, hold=hold)
                 crash_point("pre_clone:parent")
                 if hold:
-                    fifo = os.path.join(self.state_dir, st.FIFO)
-                    os.mkfifo(fifo, 0o622)
-                    hold_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+                    hold_fd = self._make_fifo()
                 pid = spawn(self, process, self.pm, hold_fd=hold_fd,
                             on_fork=self._record_init)
             except BaseException:
@@ -126,8 +127,9 @@ class Container:
             finally:
                 if hold_fd is not None:
                     os.close(hold_fd)
-            # not saved: with init_pid on disk, a stale creator is ignored
-            self.state["creator"] = None
+            self.state["creator"] = None    # set up: created (held) or running
+            self.save()
+        log.debug("init set up", id=self.id, pid=pid)
         crash_point("post_start:parent")
         self.init_process = process
         if not hold:
@@ -143,8 +145,29 @@ class Container:
             for ns in self.config.namespaces}
         self.save()
 
+    def _make_fifo(self):
+        """exec.fifo, which the held init opens for writing as the process's
+        user: writable by all whatever the umask (as runc), owned by the
+        container's root. Returns an O_PATH fd for the init."""
+        fifo = os.path.join(self.state_dir, st.FIFO)
+        os.mkfifo(fifo)
+        os.chmod(fifo, 0o622)
+        try:
+            os.chown(fifo, self._root_id("uid"), self._root_id("gid"))
+        except PermissionError:
+            pass    # an unprivileged runtime: the mode alone lets the init in
+        return os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+
+    def _root_id(self, kind):
+        """The host id of the container's root (0 without a user namespace)."""
+        for m in getattr(self.config, f"{kind}_mappings") or ():
+            if m.container_id <= 0 < m.container_id + m.size:
+                return m.host_id - m.container_id
+        return 0
+
     def exec(self):
-        """Let a held init (``start(process, hold=True)``) exec its program."""
+        """Let a held init (``start(process, hold=True)``) exec its program.
+        Raises with the init's message if it fails before its exec."""
         with st.Lock(self.state_dir):
             self._check("exec")
             fifo = os.path.join(self.state_dir, st.FIFO)
@@ -156,27 +179,55 @@ class Container:
             self._remove_fifo()
             crash_point("exec:parent")
             try:
-                poller = select.poll()
-                poller.register(fd, select.POLLIN)
-                while not poller.poll(100):
-                    if not st.alive(self.init_pid, self.state.get("init_start_time")):
-                        raise LibcontainerError(f"container {self.id} init exited before start")
-                os.read(fd, 1)
+                data = self._read_fifo(fd)
             finally:
                 os.close(fd)
+        if not data:
+            raise LibcontainerError(f"container {self.id} init exited before start")
+        if len(data) > 1:
+            raise SetupError(data[1:].decode(errors="replace"))
+        log.debug("init released", id=self.id, pid=self.init_pid)
         self.pm.hook.libcontainer_post_start(container=self, process=self.init_process,
                                              pid=self.init_pid)
 
-    def run(self, process):
+    def _read_fifo(self, fd):
+        """What the init writes: "0" once released, then nothing (it exec'd:
+        the fifo is close-on-exec) or its error message, until EOF."""
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        data = b""
+        while True:
+            if not poller.poll(100):
+                if not data and not st.alive(self.init_pid, self.state.get("init_start_time")):
+                    return data     # it never opened the fifo
+                continue
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return data
+            data += chunk
+
+    def run(self, process, paused_ok=False):
         """Start a further process in the running container: it joins the
-        init's namespaces and cgroup. Returns its pid; ``process.wait()``."""
+        init's namespaces and cgroup. Returns its pid; ``process.wait()``.
+        With ``paused_ok`` a paused container is joined too: the process
+        freezes as it enters the cgroup, so this returns once resumed."""
         from .spawn import spawn
 
         with st.Lock(self.state_dir):
-            self._check("run")
+            self._reload()
+            paused = paused_ok and self.status() == st.PAUSED
+            if not paused:
+                self._check("run")
             process.init = False
+            self.pm.hook.libcontainer_validate_process(container=self, process=process)
+            if not paused:
+                pid = spawn(self, process, self.pm)
+        if paused:
+            # outside the lock: resume needs it to thaw the process
+            log.debug("joining a paused container: waits for resume", id=self.id)
             pid = spawn(self, process, self.pm)
-            self._joined = [p for p in self._joined if p.returncode is None] + [process]
+        log.debug("process joined", id=self.id, pid=pid)
+        self._joined = [p for p in self._joined if p.returncode is None] + [process]
         self.pm.hook.libcontainer_post_start(container=self, process=process, pid=pid)
         return pid
 
@@ -263,6 +314,7 @@ class Container:
             elif self.init_pid:
                 self._reap_init()
             crash_point("destroy:teardown")
+            log.debug("processes gone, tearing down", id=self.id)
             errors = self._teardown()
             self._remove_fifo()
             crash_point("destroy:rmtree")

@@ -10,9 +10,12 @@ host files the same way. So the program, and each ``#!`` interpreter on the
 way, must not be the runtime's executable and must lie on a mount of the
 container's mount namespace (one listed in its /proc/self/mountinfo).
 
-The check resolves paths as execve will, just before it; a process already
-in the container could still swap a symlink in between. The second line of
-defence is that the runtime's processes are not dumpable until they exec
+The check runs twice: before the init reports it is ready (a refused or
+missing program fails ``create``, as runc's does), and again just before
+execve, after the OCI startContainer hooks, which run in the container and
+could have swapped the file. It resolves paths as execve will; a process
+already in the container could still swap a symlink in between. The second
+line of defence is that the runtime's processes are not dumpable until they exec
 (``core/spawn.py``): without CAP_SYS_PTRACE a container process cannot open
 their /proc/PID/exe at all.
 """
@@ -45,23 +48,29 @@ def _container_mounts():
         return None     # no /proc in the container: the identity check remains
 
 
-def check(program, env):
+def check(program, env, must_exist=False):
     """Raise SetupError if executing `program` (searched in env's PATH like
-    ``os.execvpe``) could run a file from outside the container."""
+    ``os.execvpe``) could run a file from outside the container; with
+    `must_exist`, also if there is no such file (runc's create fails so)."""
     mounts = _container_mounts()
     candidates = [program] if "/" in program else \
         [os.path.join(d, program) for d in os.get_exec_path(env)]
+    found = False
     for path in candidates:
-        _check(program, path, mounts, 0)
+        found = _check(program, path, mounts, 0) or found
+    if must_exist and not found:
+        raise SetupError(f"exec {program!r}: " + ("No such file or directory" if "/" in program
+                                                 else "executable file not found in $PATH"))
 
 
 def _check(program, path, mounts, depth):
+    """Whether `path` exists; raise SetupError if it lies outside."""
     try:
         st = os.stat(path)
     except OSError:
-        return          # execve fails, or moves on to the next PATH entry
+        return False        # execve fails, or moves on to the next PATH entry
     if not stat.S_ISREG(st.st_mode):
-        return
+        return True
     outside = (st.st_dev, st.st_ino) == RUNTIME_EXE
     if not outside and mounts is not None:
         try:
@@ -77,6 +86,7 @@ def _check(program, path, mounts, depth):
         interpreter = _interpreter(path)
         if interpreter:
             _check(program, interpreter, mounts, depth + 1)
+    return True
 
 
 def _interpreter(path):

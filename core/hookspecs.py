@@ -54,6 +54,27 @@ def libcontainer_validate_config(config: "Config", registry: "Registry") -> None
     Runs in the parent from ``factory.create``, before anything exists."""
 
 
+@hookspec
+def libcontainer_validate_process(container: "Container", process: "Process") -> None:
+    """Check a Process's own fields, those that override the config's
+    (``process.scheduler``, ``process.oom_score_adj``, ...); raise
+    ``ConfigError`` naming the field (``"process.scheduler.policy: ..."``).
+
+    Runs in the parent from ``container.start`` and ``container.run``,
+    before the fork."""
+
+
+@hookspec
+def libcontainer_check_config(config: "Config", registry: "Registry") -> None:
+    """Checks that depend on what other plugins decided in
+    ``libcontainer_validate_config`` (a ``netns`` network sets the network
+    namespace's path there): the config is final now. Raise ``ConfigError``
+    naming the field.
+
+    Runs in the parent from ``factory.create``, after every
+    ``libcontainer_validate_config``."""
+
+
 # --------------------------------------------------------------------------
 # creating the init (parent side)
 # --------------------------------------------------------------------------
@@ -86,6 +107,15 @@ def libcontainer_post_clone(container: "Container", process: "Process", pid: int
 
     Runs in the parent, for the init and for joined processes
     (``process.init`` tells them apart)."""
+
+
+@hookspec
+def libcontainer_runtime_ready(container: "Container", process: "Process", pid: int) -> None:
+    """Every ``libcontainer_post_clone`` is done: the child is in its cgroup,
+    its id maps are written, its network is set up; it still waits. OCI
+    prestart and createRuntime hooks run here.
+
+    Runs in the parent, for the init and for joined processes."""
 
 
 # --------------------------------------------------------------------------
@@ -179,20 +209,22 @@ def libcontainer_setup_privileges(container: "Container", process: "Process") ->
 
 
 @hookspec
-def libcontainer_pre_exec(container: "Container", process: "Process") -> None:
-    """Everything is in place and the process's stdio are installed; for a
-    held init, ``start`` has been called (OCI startContainer hooks run here).
-
-    Runs in the child, right before ``libcontainer_seal``."""
-
-
-@hookspec
 def libcontainer_seal(container: "Container", process: "Process") -> None:
-    """The last step before ``execve``: load a seccomp filter. Nothing but
-    the exec follows it.
+    """The last setup step: load a seccomp filter. Only
+    ``libcontainer_pre_exec``, the exec check and ``execve`` follow it.
 
     Runs in the child. For a held init (two-phase create/start), after the
     ``start`` signal."""
+
+
+@hookspec
+def libcontainer_pre_exec(container: "Container", process: "Process") -> None:
+    """Everything is in place, the process's stdio are installed, the
+    seccomp filter is loaded; for a held init, ``start`` has been called.
+    What runs here is confined as the program will be (OCI startContainer
+    hooks). The program is checked again afterwards (core/execguard.py).
+
+    Runs in the child, right after ``libcontainer_seal``."""
 
 
 # --------------------------------------------------------------------------

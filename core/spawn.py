@@ -16,18 +16,28 @@ Messages over a SOCK_SEQPACKET socketpair (one JSON object per packet):
     fork  ───────────────────────────▶  enter_namespaces
           ◀─────────────── {"ns": 1}    (or {"error": ...} and exit)
     post_clone (cgroup, id maps, net)
+    runtime_ready (OCI prestart hooks)
           {"go": 1} ───────────────▶
                                          finish_namespaces (cgroup ns)
                                          init: mounts → devices → rootfs_ready → enter_rootfs
                                                → environment
                                          limits → identity → privileges
+                                         exec check; stdio installed (the pty
+                                         slave with tty=True), every other fd
+                                         of the runtime closed
           ◀──────────── {"ready": 1}
           (with tty=True the pty master travels with "ready", SCM_RIGHTS)
                                          [held: blocks on exec.fifo until start]
-                                         pre_exec → seal → execve
+                                         seal → pre_exec → exec check → execve
           ◀──── EOF (the socket is close-on-exec)  or  {"error": ...}
     post_start
+
+A held init outlives its creator. `start` opens exec.fifo for reading, which
+releases the init's blocking open for writing; the init writes "0", then
+either execs (the fifo is close-on-exec: EOF) or writes its error message and
+exits: `start` reads until EOF and reports what came after "0".
 """
+import errno
 import fcntl
 import json
 import os
@@ -175,6 +185,7 @@ def spawn(container, process, pm, hold_fd=None, on_fork=None):
         msg = _expect(chan, "ns", pid)
         crash_point("post_clone:parent")
         pm.hook.libcontainer_post_clone(container=container, process=process, pid=pid)
+        pm.hook.libcontainer_runtime_ready(container=container, process=process, pid=pid)
         chan.send(go=1)
         msg = _expect(chan, "ready", pid)
         if msg["fds"]:
@@ -279,6 +290,7 @@ def _kill_and_reap(pid):
 def _child(container, process, pm, chan, other_end, hold_fd):
     code = 1
     phase = "enter_namespaces"
+    report = chan.send      # where an error goes: the creator, or `start` (the fifo)
     try:
         if other_end is not None:
             other_end.close()
@@ -298,16 +310,20 @@ def _child(container, process, pm, chan, other_end, hold_fd):
             crash_point(phase)
             getattr(hook, "libcontainer_" + phase)(container=container, process=process)
         phase = "prepare_exec"
-        stdio = process.stdio_fds()
-        console = []
-        if process.tty:
-            # a pty of the container's own devpts: the master goes to the parent
-            master, slave = os.openpty()
-            if process.console_size:
-                # before exec: the program may ask for its size at once
-                rows, cols = process.console_size
-                fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-            stdio, console = [slave] * 3, [master]
+        env = dict(e.split("=", 1) for e in process.env if "=" in e)
+        execguard.check(process.args[0], env, must_exist=True)
+        stdio, console = _terminal(process) if process.tty else (process.stdio_fds(), [])
+        if hold_fd is not None:
+            _probe_fifo(hold_fd)
+        # from here on the process owns its stdio (the pty slave), its extra
+        # fds, and of the runtime's only these: a held init keeps nothing of
+        # its creator's open while it waits (`out=$(pyrunc create ...)`)
+        n = len(stdio) + len(process.extra_fds)
+        chan.sock = socket.socket(fileno=_above(chan.sock.detach(), n))
+        console = [_above(fd, n) for fd in console]
+        if hold_fd is not None:
+            hold_fd = _above(hold_fd, n)
+        _install_stdio(stdio, process.extra_fds, keep=[chan.sock.fileno(), *console, hold_fd])
         if hold_fd is not None:
             # the creator exits now; the init outlives it, waiting for start
             misc.prctl(misc.PR_SET_PDEATHSIG, 0)
@@ -316,23 +332,21 @@ def _child(container, process, pm, chan, other_end, hold_fd):
         for fd in console:
             os.close(fd)
         if hold_fd is not None:
-            # reopened through /proc: the fifo's host path is not visible here
+            chan.sock.close()       # the creator has gone: nobody reads it
+            # reopened through /proc: the fifo's host path is not visible
+            # here. `start` reads until EOF (our exec), or our error after "0"
             fifo = os.open(f"/proc/self/fd/{hold_fd}", os.O_WRONLY | os.O_CLOEXEC)
-            os.write(fifo, b"0")
-            os.close(fifo)
             os.close(hold_fd)
-        if process.tty:
-            os.setsid()
-            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-        _install_stdio(stdio, process.extra_fds)
-        env = dict(e.split("=", 1) for e in process.env if "=" in e)
-        execguard.check(process.args[0], env)
-        phase = "pre_exec"
-        hook.libcontainer_pre_exec(container=container, process=process)
+            os.write(fifo, b"0")
+            report = _fifo_reporter(fifo)
         phase = "seal"
         misc.prctl(misc.PR_SET_PDEATHSIG, 0)
         hook.libcontainer_seal(container=container, process=process)
+        # after the seal: OCI startContainer hooks run confined as the program
+        phase = "pre_exec"
+        hook.libcontainer_pre_exec(container=container, process=process)
         phase = "exec"
+        execguard.check(process.args[0], env)   # a hook may have swapped it
         try:
             os.execvpe(process.args[0], process.args, env)
         except OSError as e:
@@ -340,18 +354,61 @@ def _child(container, process, pm, chan, other_end, hold_fd):
             raise SetupError(f"exec {process.args[0]!r}: {e.strerror}") from None
     except BaseException as e:
         msg = describe(e) if isinstance(e, SetupError) else f"{phase}: {describe(e)}"
-        chan.send(error=msg)
+        report(error=msg)
     finally:
         os._exit(code)
 
 
-def _install_stdio(stdio, extra_fds):
-    """dup the process's stdio to 0-2 (and extra fds to 3...), then mark every
-    other fd close-on-exec."""
+def _terminal(process):
+    """A pty of the container's own devpts, the slave our controlling
+    terminal: (stdio, [master]). The master goes to the parent."""
+    master, slave = process.pty or os.openpty()    # the console plugin's, bound on /dev/console
+    if process.console_size:
+        # before exec: the program may ask for its size at once
+        rows, cols = process.console_size
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    return [slave] * 3, [master]
+
+
+def _probe_fifo(fd):
+    """Fail now, while the creator listens, if we could not open the exec
+    fifo for writing later: with no reader yet, an allowed open fails with
+    ENXIO; a refused one with EACCES."""
+    try:
+        os.close(os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+    except OSError as e:
+        if e.errno != errno.ENXIO:
+            raise SetupError(f"exec fifo: {e.strerror}") from None
+
+
+def _fifo_reporter(fd):
+    def report(error):
+        try:
+            os.write(fd, error.encode(errors="replace"))
+        except OSError:
+            pass
+    return report
+
+
+def _above(fd, n):
+    """`fd` moved to a number >= n, close-on-exec."""
+    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, n)
+    os.close(fd)
+    return new
+
+
+def _install_stdio(stdio, extra_fds, keep=()):
+    """dup the process's stdio to 0-2 and extra fds to 3...; close every
+    other fd except `keep` (already above them)."""
     wanted = list(stdio) + list(extra_fds)
-    # move sources out of the way first, so dup2 never clobbers one still needed
-    moved = [os.dup(fd) for fd in wanted]
+    # sources moved above the targets first, so dup2 never clobbers one still needed
+    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, len(wanted)) for fd in wanted]
     for target, fd in enumerate(moved):
         os.dup2(fd, target, inheritable=True)
-        os.close(fd)
-    misc.cloexec_from(len(wanted))
+    low = len(wanted)
+    for fd in sorted(k for k in keep if k is not None):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 0x7FFFFFFF)

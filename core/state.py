@@ -4,14 +4,19 @@
 stash, creation time) and the init's pid *with its start time*, so that a
 recycled pid is never mistaken for the container. The status is computed:
 
-* ``creating`` -- a start is in progress: the creator process is alive (and
-  the init, if forked, is still being set up: its name is SETUP_NAME);
-* ``stopped``  -- no init, or the init's pid is gone, a zombie, or a
+* ``creating`` -- a start is in progress: state.json names its creator (the
+  process running ``Container.start``, cleared once the init is set up) and
+  the creator is alive;
+* ``stopped``  -- no init, the creator died before the init was set up (the
+  half-made init dies with it), or the init's pid is gone, a zombie, or a
   different process (start time changed);
 * ``paused``   -- the init's freezer cgroup is frozen;
-* ``created``  -- the init waits on ``exec.fifo`` for ``start`` (its name is
-  HELD_NAME until it execs);
+* ``created``  -- ``exec.fifo`` exists: the init waits on it for ``start``;
 * ``running``  -- otherwise.
+
+Nothing of it can be written from inside the container (the state dir, the
+init's start time, the freezer), unlike the init's name (comm), which any
+process can change through /proc/self/comm.
 
 Only this module writes state files: atomically (write, fsync, rename).
 """
@@ -25,8 +30,8 @@ STATE_FILE = "state.json"
 FIFO = "exec.fifo"
 
 CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
-# An init's name (comm) until it execs the user's program (core/spawn.py):
-# still being set up, or set up and held for start.
+# An init's name (comm) until it execs the user's program, for ps(1) only:
+# still being set up, or set up and held for start (core/spawn.py).
 SETUP_NAME, HELD_NAME = "lc:init-setup", "lc:init-held"
 
 
@@ -85,32 +90,16 @@ def frozen(pid):
 
 def status(state, state_dir):
     pid = state.get("init_pid", 0)
-    if not pid:
-        creator = state.get("creator")
-        if creator and alive(*creator):
-            return CREATING
-        return STOPPED
+    creator = state.get("creator")
+    if not pid or creator:
+        return CREATING if creator and alive(*creator) else STOPPED
     if not alive(pid, state.get("init_start_time")):
         return STOPPED
     if frozen(pid):
         return PAUSED
-    name = comm(pid)
-    if name == SETUP_NAME:
-        # not ready yet: a start in progress, or one whose creator died (the
-        # half-made init dies with it)
-        creator = state.get("creator")
-        return CREATING if creator and alive(*creator) else STOPPED
-    if name == HELD_NAME and os.path.exists(os.path.join(state_dir, FIFO)):
+    if os.path.exists(os.path.join(state_dir, FIFO)):
         return CREATED
     return RUNNING
-
-
-def comm(pid):
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().rstrip("\n")
-    except OSError:
-        return ""
 
 
 # the fields whose type every reader relies on

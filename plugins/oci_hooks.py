@@ -3,24 +3,28 @@ at fixed moments of a container's life, each given the container's state
 JSON on stdin.
 
     hook             where                          when (our phase)
-    prestart         parent, host namespaces        post_clone: namespaces exist
-    createRuntime    parent, host namespaces        post_clone, after prestart
+    prestart         parent, host namespaces        runtime_ready: the init is in
+                                                    its cgroup, its network is up
+    createRuntime    parent, host namespaces        runtime_ready, after prestart
     createContainer  the init, container namespaces rootfs_ready: mounts made,
-                                                    before pivot_root
-    startContainer   the init, inside the rootfs    pre_exec: after `start`, before exec
+                                                    before pivot_root; cwd: the rootfs
+    startContainer   the init, inside the rootfs    pre_exec: after `start` and the
+                                                    seccomp filter, before exec
     poststart        the process that starts it     post_start
     poststop         any                            teardown
 
 A failing hook (non-zero exit, a signal, or its timeout) fails the
-operation; poststop failures are only logged. ``env`` empty means the
-runtime's environment, as runc does.
+operation; poststop failures are only logged. A hook gets exactly its
+``env`` (none when empty: neither the runtime's environment nor, for the
+hooks run by the init, the host's). A startContainer hook is a file of the
+container: it passes the same exec check as the process (core/execguard.py).
 """
 import importlib
 import json
 import os
 import sys
 
-from libcontainer import hookimpl, log
+from libcontainer import execguard, hookimpl, log
 from libcontainer.errors import ConfigError, SetupError
 
 NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
@@ -38,24 +42,29 @@ def state_json(container, status, pid):
     return json.dumps(state)
 
 
-def run_hooks(container, name, status, pid):
-    """Run every hook of kind `name`; raise SetupError on the first failure."""
+def run_hooks(container, name, status, pid, cwd=None, check=False):
+    """Run every hook of kind `name`; raise SetupError on the first failure.
+    `check`: each must pass the exec check of the container's programs."""
     hooks = container.config.hooks.get(name) or []
     if not hooks:
         return
     state = state_json(container, status, pid).encode()
     for i, hook in enumerate(hooks):
-        run_hook(hook, state, f"hooks.{name}[{i}]")
+        where = f"hooks.{name}[{i}]"
+        if check:
+            try:
+                execguard.check(hook.path, {})
+            except SetupError as e:
+                raise SetupError(f"{where}: {e}") from None
+        run_hook(hook, state, where, cwd)
 
 
-def run_hook(hook, state, where):
+def run_hook(hook, state, where, cwd=None):
     import subprocess
-    env = None
-    if hook.env:
-        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in hook.env)
+    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in hook.env or ())
     try:
         proc = subprocess.Popen(hook.args or [hook.path], executable=hook.path, env=env,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, close_fds=True)
     except OSError as e:
         raise SetupError(f"{where}: {hook.path}: {e.strerror}") from None
@@ -95,7 +104,7 @@ def libcontainer_pre_clone(container, process):
 
 
 @hookimpl
-def libcontainer_post_clone(container, process, pid):
+def libcontainer_runtime_ready(container, process, pid):
     if process.init:
         run_hooks(container, "prestart", "creating", pid)
         run_hooks(container, "createRuntime", "creating", pid)
@@ -108,19 +117,14 @@ def libcontainer_rootfs_ready(container, process):
     if hooks.get("createContainer") or hooks.get("startContainer"):
         # /proc is still the host's here: /proc/self is the host pid
         _host_pid = int(os.readlink("/proc/self"))
-        run_hooks(container, "createContainer", "creating", _host_pid)
+        run_hooks(container, "createContainer", "creating", _host_pid,
+                  cwd=container.config.rootfs)
 
 
 @hookimpl
 def libcontainer_pre_exec(container, process):
-    if not process.init or not container.config.hooks.get("startContainer"):
-        return
-    try:
-        run_hooks(container, "startContainer", "created", _host_pid)
-    except SetupError as e:
-        # after `start` nobody reads the init's messages: say it on its stderr
-        os.write(2, f"pyrunc: {e}\n".encode())
-        raise
+    if process.init:
+        run_hooks(container, "startContainer", "created", _host_pid, check=True)
 
 
 @hookimpl

@@ -25,7 +25,12 @@ class Recorder:
 
     def _rec(self, name):
         self.calls.append(name)
-        os.write(self.fd, (name + "\n").encode())
+        try:
+            os.write(self.fd, (name + "\n").encode())
+        except OSError:
+            # the child closed every fd of ours once the process's stdio were
+            # installed: the pipe is its first extra fd then
+            os.write(3, (name + "\n").encode())
 
 
 def _make_impl(name):
@@ -39,6 +44,7 @@ def _make_impl(name):
         "libcontainer_update": "container, resources",
         "libcontainer_teardown": "container",
         "libcontainer_post_clone": "container, process, pid",
+        "libcontainer_runtime_ready": "container, process, pid",
         "libcontainer_post_start": "container, process, pid",
     }.get(name, "container, process")
     ns = {}
@@ -66,9 +72,9 @@ def test_every_hook_is_called(state_root, make_config):
         config.cgroups = configs.Cgroup(path=f"/{unique('hooks')}")
     container = factory.create(unique(), config)
     try:
-        init = libcontainer.Process(args=["/bin/sleep", "30"])
+        init = libcontainer.Process(args=["/bin/sleep", "30"], extra_fds=[w])
         container.start(init)
-        joined = libcontainer.Process(args=["/bin/true"])
+        joined = libcontainer.Process(args=["/bin/true"], extra_fds=[w])
         container.run(joined)
         assert joined.wait() == 0
         container.processes()
@@ -85,7 +91,7 @@ def test_every_hook_is_called(state_root, make_config):
         namespaces=[configs.Namespace(t) for t in ("NEWUSER", "NEWNS", "NEWIPC", "NEWPID", "NEWNET")],
         hostname="", uid_mappings=maps, gid_mappings=maps))
     try:
-        p = libcontainer.Process(args=["/bin/true"])
+        p = libcontainer.Process(args=["/bin/true"], extra_fds=[w])
         container.start(p)
         assert p.wait() == 0
     finally:

@@ -114,14 +114,14 @@ def wait_for(predicate, timeout=10):
 # a held init owns only its stdio
 # --------------------------------------------------------------------------
 
-def _create_in_command_substitution(runtime, root, bundle, cid, sock):
+def _create_in_command_substitution(runtime, root, bundle, cid, sock, command=("create",)):
     """`out=$(RUNTIME create --console-socket ...)` as scripts write it; the
     timeout turns a regression (the held init keeping the pipe) into a
     failure instead of a hang."""
     srv, path = sock
     with srv:
         p = subprocess.Popen(["bash", "-c", f'out=$("$@" 2>&1); echo "rc=$? out=$out"', "sh",
-                              runtime, "--root", root, "create", "--bundle", bundle,
+                              runtime, "--root", root, *command, "--bundle", bundle,
                               "--console-socket", path, cid],
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
         master = receive_master(srv)
@@ -157,6 +157,17 @@ def test_create_with_a_terminal_returns_in_command_substitution(rt, runc, tmp_pa
         os.close(master)
     assert seen.split("\r\n")[:2] == ["/dev/pts/0", "1000"]
     assert rt.wait_status(cid, "stopped") == "stopped"
+
+    # run -d: the same
+    cid, bundle = rt.bundle(("sh", "-c", "tty; sleep 100"), edit=edit)
+    out, master = _create_in_command_substitution(PYRUNC, rt.root, bundle, cid,
+                                                  console_socket(tmp_path, "run.sock"),
+                                                  command=("run", "-d"))
+    try:
+        assert out == "rc=0 out=\n"
+        assert read_pty(master, until=b"\n", timeout=20) == "/dev/pts/0\r\n"
+    finally:
+        os.close(master)
 
     # runc: the same
     rcid, rbundle = runc.bundle(bundle)

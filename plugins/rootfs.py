@@ -28,16 +28,15 @@ PROPAGATION = {
 
 
 def parse_flags(names, where):
-    flags, clear = MS(0), MS(0)
+    """mount(2) flags of option names; of two contrary ones the last wins,
+    as in runc and mount(8)."""
+    flags = MS(0)
     for name in names:
         if name not in FLAGS:
             raise ConfigError(f"{where}: unknown mount flag {name!r}")
         bit, on = FLAGS[name]
-        if on:
-            flags |= bit
-        else:
-            clear |= bit
-    return flags & ~clear
+        flags = flags | bit if on else flags & ~bit
+    return flags
 
 
 @hookimpl

@@ -18,6 +18,8 @@ def kill(rt, o, args):
     sig = parse_signal(args[1] if len(args) > 1 else "SIGTERM")
     data, status = rt.read(cid)
     if status == STOPPED:
+        if o.all:
+            return      # nothing left to signal: fine (as runc)
         raise LibcontainerError("container not running")
     if o.all or status == PAUSED:
         from libcontainer.container import DESTROY_HOOKS
@@ -31,6 +33,8 @@ def kill(rt, o, args):
         os.kill(data["init_pid"], sig)
     except ProcessLookupError:
         raise LibcontainerError("container not running") from None
+    except OSError as e:        # a number the kernel does not know
+        raise LibcontainerError(f"unable to signal init: {e.strerror}") from None
 
 
 @command("ID")
@@ -44,6 +48,9 @@ def start(rt, o, args):
         raise LibcontainerError("cannot start a container that has stopped")
     if status != CREATED:
         raise LibcontainerError(f"cannot start an already {status} container")
+    # load the plugins before the release, not after: containerd's shim
+    # watches the container (its OOM events) only once `start` returned
+    container.pm
     _release(container)
 
 

@@ -248,3 +248,19 @@ def test_idmap_on_a_filesystem_without_support(factory, make_config, state_root,
             capture(container, ["true"], join=False)
     finally:
         container.destroy()
+
+
+# --------------------------------------------------------------------------
+# a real client
+# --------------------------------------------------------------------------
+
+from test_pyrunc import podman  # noqa: E402,F401  (the module-scoped fixture)
+
+
+@pytest.mark.clients
+def test_podman_tmpfs_comes_up_with_the_images_content(podman):  # noqa: F811
+    # podman's --tmpfs asks for tmpcopyup: the image's /etc is there, writable
+    p = podman("run", "--rm", "--tmpfs", "/etc", "lct-busybox", "sh", "-c",
+               "head -n1 /etc/passwd; touch /etc/x && grep ' /etc ' /proc/self/mountinfo")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("root:") and "- tmpfs " in p.stdout, p.stdout

@@ -377,7 +377,7 @@ def test_driver_the_host_lacks_is_refused(factory, make_config, monkeypatch):
         factory.create(unique(), config)
     monkeypatch.setenv("LIBCONTAINER_CGROUP_DRIVER", "v3")
     with pytest.raises(ConfigError, match=r"LIBCONTAINER_CGROUP_DRIVER: no cgroup driver "
-                                          r"named 'v3' \(available: v1, v2\)"):
+                                          r"named 'v3' \(available: .*v1, v2\)"):
         factory.create(unique(), config)
     assert not os.path.isdir(factory.root) or os.listdir(factory.root) == []
 

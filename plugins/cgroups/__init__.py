@@ -91,8 +91,10 @@ def _check_values(cg):
     if cg.path and (not cg.path.startswith("/") or os.path.normpath(cg.path) == "/"):
         raise ConfigError(f"cgroups.path: {cg.path!r} is not an absolute cgroup path "
                           f"below the root (like /mygroup/c1)")
-    if "/" in cg.name or cg.name == "..":
-        raise ConfigError(f"cgroups.name: {cg.name!r} may not contain '/'")
+    if "/" in cg.name or cg.name in (".", ".."):
+        # "." would make the shared parent the container's cgroup
+        raise ConfigError(f"cgroups.name: {cg.name!r} is not a cgroup name (no '/', "
+                          f"'.' or '..')")
     r, R = cg.resources, "cgroups.resources."
     for field in ("memory", "memory_reservation", "pids_limit"):
         if getattr(r, field) < -1:

@@ -81,6 +81,22 @@ def v1_hierarchies():
     return out
 
 
+def v1_mounts():
+    """{key: mountpoint} of every hierarchy a v1 container joins, as runc:
+    each controller, each named hierarchy ("name=systemd") and, on a hybrid
+    host, the cgroup2 one ("unified"). Comounted controllers share a
+    mountpoint."""
+    out = {c: point for c, (point, _root) in v1_hierarchies().items()}
+    for point, (fstype, _root, opts) in mounts().items():
+        if fstype == "cgroup":
+            for opt in opts.split(","):
+                if opt.startswith("name=") and opt not in out:
+                    out[opt] = point
+        elif fstype == "cgroup2" and "unified" not in out:
+            out["unified"] = point
+    return out
+
+
 def v2_mount():
     """The cgroup2 mountpoint when it is the unified hierarchy at
     /sys/fs/cgroup, else None."""
@@ -258,11 +274,26 @@ def makedirs(root, path):
     raise CgroupError(f"cgroups.path: cannot create cgroup {current}: its parent keeps vanishing")
 
 
-def check_unused(directory, setting="cgroups.path"):
-    """Refuse to adopt an existing cgroup that has processes: removing it on
-    destroy would kill them."""
-    if read_pids(directory):
-        raise CgroupError(f"{setting}: cgroup {directory} already exists and has processes")
+def subtree_pids(directory):
+    """Pids in the cgroup and all its sub-cgroups (a v2 inner node holds none
+    itself)."""
+    pids = set()
+    for top, _dirs, _files in os.walk(directory):
+        pids.update(read_pids(top))
+    return sorted(pids)
+
+
+def check_adoptable(directory, frozen, setting="cgroups.path"):
+    """runc's rule for a cgroup that exists before the container: taken over
+    only when no process is anywhere in its subtree (destroying it kills
+    what is there) and it is not frozen (the init would hang). `frozen`
+    tells whether the directory is frozen."""
+    pids = subtree_pids(directory)
+    if pids:
+        raise CgroupError(f"{setting}: container's cgroup is not empty: {len(pids)} "
+                          f"process(es) found in {directory}")
+    if frozen(directory):
+        raise CgroupError(f"{setting}: container's cgroup {directory} is unexpectedly frozen")
 
 
 # -- removal ---------------------------------------------------------------
@@ -276,6 +307,11 @@ def kill_all(directories):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def kill_subtree(directory):
+    """SIGKILL every process in the cgroup and its sub-cgroups."""
+    kill_all([top for top, _dirs, _files in os.walk(directory)])
 
 
 def rmdir_tree(directory, before_retry=lambda: None, timeout=5.0):

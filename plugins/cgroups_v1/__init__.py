@@ -32,22 +32,39 @@ class Driver:
                                   f"on this host")
 
     def new(self, path):
-        dirs = {c: os.path.join(point, path.lstrip("/"))
-                for c, (point, _root) in common.v1_hierarchies().items()}
-        return Manager(path, dirs, [])
+        dirs = {}
+        for key, point in common.v1_mounts().items():
+            d = os.path.join(point, path.lstrip("/"))
+            # rootless: the named and cgroup2 hierarchies only where delegated
+            if key in common.V1_CONTROLLERS or os.geteuid() == 0 or _writable(d):
+                dirs[key] = d
+        return Manager(path, dirs, [], owned=False)
 
     def load(self, stash):
-        return Manager(stash["path"], stash["dirs"], stash.get("created", []))
+        return Manager(stash["path"], stash["dirs"], stash.get("created", []),
+                       stash.get("owned", True))
+
+
+def _writable(d):
+    while not os.path.exists(d):
+        d = os.path.dirname(d)
+    return os.access(d, os.W_OK)
+
+
+def _frozen(d):
+    return (common.read(d, "freezer.state") or "THAWED").strip() != "THAWED"
 
 
 class Manager:
-    def __init__(self, path, dirs, created):
+    def __init__(self, path, dirs, created, owned=True):
         self.path = path
-        self.dirs = dirs            # controller -> directory
+        self.dirs = dirs            # controller (or "name=systemd", "unified") -> directory
         self.created = created      # directories this container made, outermost first
+        self.owned = owned          # the checks passed: the leaves are the container's
 
     def stash(self):
-        return {"driver": NAME, "path": self.path, "dirs": self.dirs, "created": self.created}
+        return {"driver": NAME, "path": self.path, "dirs": self.dirs, "created": self.created,
+                "owned": self.owned}
 
     def _unique_dirs(self):
         return sorted(set(self.dirs.values()))
@@ -55,11 +72,16 @@ class Manager:
     # -- creating -------------------------------------------------------------
     def apply(self, cgroup):
         """Create the directories, then write resources and device rules."""
+        freezer = self.dirs.get("freezer")
         for d in self._unique_dirs():
-            made = common.makedirs(d[:len(d) - len(self.path)], self.path)
-            self.created.extend(made)
-            if d not in made:
-                common.check_unused(d)
+            if os.path.isdir(d):
+                common.check_adoptable(d, lambda d: d == freezer and _frozen(d))
+        for d in self._unique_dirs():
+            self.created.extend(common.makedirs(d[:len(d) - len(self.path)], self.path))
+        self.owned = True
+        if freezer and _frozen(freezer):       # a frozen parent freezes its new child
+            raise CgroupError(f"cgroups.path: container's cgroup {freezer} is unexpectedly "
+                              f"frozen")
         if "cpuset" in self.dirs:
             self._init_cpuset()
         self._resources(cgroup.resources, update=False)
@@ -293,15 +315,21 @@ class Manager:
 
     # -- the end ------------------------------------------------------------------
     def remove(self):
-        dirs = [d for d in self._unique_dirs() if os.path.isdir(d)]
-        common.kill_all(dirs)
+        """Kill what is in the container's cgroups and remove the directories
+        it made; a cgroup it adopted (empty then) stays, one it never took
+        over is not touched."""
+        mine = [d for d in self._unique_dirs() if os.path.isdir(d)
+                and (self.owned or d in self.created)]
+        for d in mine:
+            common.kill_subtree(d)
         freezer = self.dirs.get("freezer")
-        if freezer and (common.read(freezer, "freezer.state") or "THAWED").strip() != "THAWED":
+        if freezer in mine and _frozen(freezer):
             write(freezer, "freezer.state", "THAWED", "cgroups: thawing")
         errors = []
-        for d in dirs:
+        for d in mine:
             try:
-                common.rmdir_tree(d, before_retry=lambda d=d: common.kill_all([d]))
+                if d in self.created:
+                    common.rmdir_tree(d, before_retry=lambda d=d: common.kill_subtree(d))
             except CgroupError as e:
                 errors.append(str(e))
         leaves = set(self._unique_dirs())

@@ -34,28 +34,32 @@ class Driver:
                               f"(swap = memory_swap - memory)")
 
     def new(self, path):
-        return Manager(path, common.v2_mount() or common.ROOT, [])
+        return Manager(path, common.v2_mount() or common.ROOT, [], owned=False)
 
     def load(self, stash):
-        return Manager(stash["path"], stash["root"], stash.get("created", []))
+        return Manager(stash["path"], stash["root"], stash.get("created", []),
+                       stash.get("owned", True))
+
+
+def _frozen(d):
+    return (common.read(d, "cgroup.freeze") or "0").strip() == "1"
 
 
 class Manager:
-    def __init__(self, path, root, created):
+    def __init__(self, path, root, created, owned=True):
         self.path = path
         self.root = root
         self.dir = os.path.join(root, path.lstrip("/"))
         self.created = created      # directories this container made, outermost first
+        self.owned = owned          # claim() passed: the cgroup is the container's
 
     def stash(self):
-        return {"driver": NAME, "path": self.path, "root": self.root, "created": self.created}
+        return {"driver": NAME, "path": self.path, "root": self.root, "created": self.created,
+                "owned": self.owned}
 
     # -- creating -------------------------------------------------------------
     def apply(self, cgroup):
-        made = common.makedirs(self.root, self.path)
-        self.created.extend(made)
-        if self.dir not in made:
-            common.check_unused(self.dir)
+        self.claim()
         self._enable_controllers()
         self._resources(cgroup.resources, update=False)
         rules = common.device_rules(cgroup)
@@ -66,6 +70,20 @@ class Manager:
             except OSError as e:
                 raise CgroupError(f"cgroups.allowed_devices: cannot install the device filter: "
                                   f"{e.filename}: {e.strerror}") from None
+
+    def claim(self):
+        """Make the cgroup, or take over an existing one only if no process
+        is in its subtree and it is not frozen (runc's rule); then it is the
+        container's (``owned``) and remove() may kill what is in it. A driver
+        that has the cgroup made by someone else (systemd) overrides this."""
+        if os.path.isdir(self.dir):
+            common.check_adoptable(self.dir, _frozen)
+        self.created.extend(common.makedirs(self.root, self.path))
+        self.owned = True
+        # cgroup.freeze reads 0 in a child of a frozen cgroup: cgroup.events tells
+        if "frozen 1" in (common.read(self.dir, "cgroup.events") or ""):
+            raise CgroupError(f"cgroups.path: container's cgroup {self.dir} is unexpectedly "
+                              f"frozen")
 
     def _enable_controllers(self):
         """Enable every available controller from the root down to the
@@ -213,15 +231,18 @@ class Manager:
 
     # -- the end ------------------------------------------------------------------
     def remove(self):
+        """Kill what is in the cgroup; remove it if the container made it (an
+        adopted one, empty then, stays; one never taken over is not touched)."""
         d = self.dir
-        if os.path.isdir(d):
+        if os.path.isdir(d) and (self.owned or d in self.created):
             self._kill()
             if "frozen 1" in (common.read(d, "cgroup.events") or ""):
                 try:
                     write(d, "cgroup.freeze", 0, "cgroups: thawing")
                 except CgroupError:
                     pass
-            common.rmdir_tree(d, before_retry=self._kill)
+            if d in self.created:
+                common.rmdir_tree(d, before_retry=self._kill)
         common.rmdir_parents([c for c in self.created if c != d])
 
     def _kill(self):
@@ -231,8 +252,7 @@ class Manager:
                 return
             except CgroupError:
                 pass
-        dirs = [top for top, _, _ in os.walk(self.dir)]
-        common.kill_all(dirs)
+        common.kill_subtree(self.dir)
 
 
 @hookimpl

@@ -238,7 +238,7 @@ def test_pyroute2_is_imported_only_for_netlink_networks(make_config, state_root,
     (dict(name="lo"), "networks[1].name: 'lo' is the loopback"),
     (dict(host_interface_name="bad/name"), "networks[1].host_interface_name:"),
     (dict(type="nosuch"), "networks[1].type: no network type named 'nosuch' (available: "
-                          "loopback, netns, veth)"),
+                          "loopback, netdevice, netns, veth)"),
     (dict(type="netns", path="/nonexistent/lct"), "networks[1].path: /nonexistent/lct does "
                                                   "not exist"),
     (dict(type="netns", path="/etc/hostname"), "networks[1].path: /etc/hostname is not a "
@@ -419,6 +419,6 @@ def test_third_party_network_type(make_config, state_root, tmp_path):
     proc = drive(LIBCONTAINER_DISABLE_PLUGINS="dummy-net")
     assert proc.returncode == 2
     assert proc.stdout == ("error: networks[1].type: no network type named 'dummy' "
-                           "(available: loopback, netns, veth); is the plugin that provides "
-                           "it installed and enabled?\n")
+                           "(available: loopback, netdevice, netns, veth); is the plugin that "
+                           "provides it installed and enabled?\n")
 

@@ -2,6 +2,7 @@
 # make test  -- install test deps, run the whole suite
 # make bench -- measure (see bench/README.md)
 # make test-clients -- only the tests where podman and containerd drive pyrunc
+# make test-cri -- only the Kubernetes node path: containerd's CRI runs pods on pyrunc
 # make soak  -- the long reliability runs (docs/reliability.md)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -9,9 +10,10 @@ PY     := $(VENV)/bin/python
 ROOTFS := build/rootfs
 # runc: pyrunc's outputs are compared with it; podman, containerd: real clients (~25 s);
 # apparmor: apparmor_parser, for the AppArmor tests in the cgv2-vm guest (tests/test_lsm.py)
-APT_PACKAGES := busybox-static libseccomp2 iproute2 runc uidmap python3 podman containerd apparmor
+APT_PACKAGES := busybox-static libseccomp2 iproute2 runc uidmap python3 podman containerd apparmor \
+	containernetworking-plugins
 
-.PHONY: install apt rootfs run test test-clients soak bench clean
+.PHONY: install apt rootfs run test test-clients test-cri soak bench clean
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -46,6 +48,10 @@ test: rootfs
 
 test-clients: rootfs
 	$(PY) -m pytest -q -m clients tests/test_pyrunc.py
+
+# containerd's CRI plugin + CNI bridge play a Kubernetes node (~15 s, docs/kubernetes.md)
+test-cri: rootfs
+	$(PY) -m pytest -q -m cri tests/test_cri.py
 
 soak: rootfs
 	$(PY) -m pytest -q -m soak tests/test_reliability.py tests/test_fuzz_config.py

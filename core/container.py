@@ -245,13 +245,16 @@ class Container:
         """Host pids of every process in the container."""
         if self.status() == st.STOPPED:
             return []
-        pids = set()
-        for result in self.pm.hook.libcontainer_processes(container=self):
-            pids.update(result or ())
-        if not pids:
-            pids = set(_pids_in_pidns(self.init_pid) if self.config.has_namespace("NEWPID")
-                       else [self.init_pid])
-        return sorted(pids)
+        results = self.pm.hook.libcontainer_processes(container=self)   # Nones dropped
+        if results:
+            return sorted({p for result in results for p in result})
+        # untracked: a PID namespace of its own holds only the container's
+        # processes; a joined one (by path: another container's, the host's)
+        # does not, so then only the init and its descendants are ours
+        ns = self.config.namespace("NEWPID")
+        if ns is not None and not ns.path:
+            return sorted(_pids_in_pidns(self.init_pid))
+        return sorted(_descendants(self.init_pid))
 
     def stats(self):
         stats = {}
@@ -414,6 +417,25 @@ def _reap_children_in(pidns, keep):
 def _now():
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + \
         f".{time.time_ns() % 1_000_000_000:09d}Z"
+
+
+def _descendants(pid):
+    """`pid` and every process below it (from /proc/PID/task/TID/children)."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    todo.extend(int(c) for c in f.read().split() if int(c) not in found)
+            except OSError:
+                pass
+    return found
 
 
 def _pids_in_pidns(init_pid):

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 from conftest import unique
-from test_cgroups import (V1_HOST, cgroup, device_results, driver, no_cgroup_residue,  # noqa: F401
-                          output, start)
+from test_cgroups import (cgroup, driver, eventually, no_cgroup_residue, output,  # noqa: F401
+                          start)
 
 import libcontainer
 from libcontainer import configs, specconv
@@ -134,3 +134,74 @@ def test_cgroups_path_with_dotdot_is_refused_before_normalising(path):
 def test_cgroup_name_dot_is_refused(factory, make_config, name):
     with pytest.raises(ConfigError, match="^cgroups.name: "):
         factory.create(unique(), make_config(cgroups=configs.Cgroup(name=name)))
+
+
+# --------------------------------------------------------------------------
+# v2 device filter: a deny rule covering part of an allowed access
+# --------------------------------------------------------------------------
+
+def test_partial_deny_rule_is_enforced_like_v1(driver, start, tmp_path):
+    """``allow c 1:5 rwm`` (a default rule) then ``deny c 1:5 w``: reading
+    /dev/zero works, opening it read-write does not -- on v1 (the kernel's
+    exception list) and on v2 (the eBPF filter used to skip the deny rule as
+    it did not cover the whole access asked)."""
+    rules = list(configs.DEFAULT_ALLOWED_DEVICES) + [
+        configs.Device(type="c", major=1, minor=5, permissions="w", allow=False)]
+    script = ("(exec 3</dev/zero) 2>&1 && echo r: ok; "
+              "(exec 3<>/dev/zero) 2>&1 && echo rw: ok; true")
+    _, process = start(["sh", "-c", script], cgroup(driver, devices=rules))
+    assert process.wait() == 0
+    lines = [ln.rsplit(": ", 1)[-1] for ln in output(tmp_path)[0].splitlines()]
+    assert lines == ["ok", "Operation not permitted"]
+
+
+def test_device_rules_emulate_the_v1_exception_list():
+    from libcontainer.plugins.cgroups_v2.devicefilter import emulate
+    D = configs.Device
+    # a later "a" resets everything before it
+    assert emulate([D(type="c", major=1, minor=3, permissions="rw"),
+                    D(type="a", permissions="rwm")]) == (True, {})
+    # allows on one key merge; a deny narrows only the exact key
+    default, ex = emulate([D(type="c", major=1, minor=3, permissions="r"),
+                           D(type="c", major=1, minor=3, permissions="w"),
+                           D(type="c", major=1, minor=-1, permissions="w", allow=False)])
+    assert default is False and ex == {("c", 1, 3): 6}
+    default, ex = emulate([D(type="c", major=1, minor=3, permissions="w", allow=False)])
+    assert ex == {}
+    # an allow-all default with deny exceptions
+    default, ex = emulate([D(type="a", permissions="rwm"),
+                           D(type="b", major=8, minor=-1, permissions="w", allow=False)])
+    assert default is True and ex == {("b", 8, -1): 4}
+
+
+# --------------------------------------------------------------------------
+# kill --all / destroy in a joined PID namespace, without a cgroup
+# --------------------------------------------------------------------------
+
+def test_kill_all_in_a_joined_pid_namespace_spares_the_others(factory, make_config):
+    """B joins A's PID namespace by path and has no cgroup: signalling all
+    of B's processes, and destroying B, must leave A's alone."""
+    a = factory.create(unique("a"), make_config())
+    b = None
+    try:
+        a_init = libcontainer.Process(args=["sh", "-c", "sleep 1000 & exec sleep 1000"])
+        a.start(a_init)
+        eventually(lambda: len(a.processes()) == 2, what="A's two sleeps")
+        a_pids = a.processes()
+        ns = [configs.Namespace("NEWPID", f"/proc/{a_init.pid}/ns/pid"),
+              *(configs.Namespace(t) for t in ("NEWNS", "NEWUTS", "NEWIPC"))]
+        b = factory.create(unique("b"), make_config(namespaces=ns))
+        b_init = libcontainer.Process(args=["sh", "-c", "sleep 1000 & exec sleep 1000"])
+        b.start(b_init)
+        eventually(lambda: len(b.processes()) >= 2, what="B's two sleeps")
+        b_pids = b.processes()
+        assert b_init.pid in b_pids and not set(b_pids) & set(a_pids), (a_pids, b_pids)
+        b.signal(9, all=True)
+        assert b_init.wait() == 137
+        b.destroy()
+        assert a.status() == "running"
+        assert all(os.path.exists(f"/proc/{p}") for p in a_pids)
+    finally:
+        if b is not None:
+            b.destroy()
+        a.destroy()

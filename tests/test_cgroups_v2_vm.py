@@ -23,9 +23,12 @@ TOOL = os.path.join(os.path.dirname(REPO), "shared", "tools", "cgv2-vm")
 
 # test_cgroups.py tests run in the guest; each is parametrised [v1]/[v2]
 SELECTED = ["init_and_exec_join", "oom_kills_hog", "fork_bomb", "cpu_quota_throttles",
-            "set_updates", "device_rules", "freeze_stops_counter"]
+            "set_updates", "device_rules", "freeze_stops_counter",
+            # tests/test_cgroups_attacks.py
+            "not_taken_over", "frozen_existing", "adopted", "partial_deny"]
 # "device_rules" selects two tests
 EXPECTED = len(SELECTED) + 1
+FILES = ["tests/test_cgroups.py", "tests/test_cgroups_attacks.py"]
 SELECTION = f"v2 and not v1 and ({' or '.join(SELECTED)})"
 
 
@@ -50,7 +53,7 @@ def test_cgroup_v2_driver_in_vm():
     if why:
         pytest.skip(why)
     cmd = [TOOL, "--timeout", "900", "--", sys.executable, "-m", "pytest", "-q",
-           "-p", "no:cacheprovider", "tests/test_cgroups.py", "-k", SELECTION]
+           "-p", "no:cacheprovider", *FILES, "-k", SELECTION]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1000)
     tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-40:])
     if result.returncode == 125:

@@ -31,6 +31,13 @@ def run_cli(group, prog, argv=None):
     return rv or 0
 
 
+def message(e):
+    """The one line for a LibcontainerError or an OSError."""
+    if isinstance(e, OSError):
+        return f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}"
+    return str(e)
+
+
 def fail(prog, message, code=1):
     if log.to_file():
         log.error(message)     # engines read the last error record of the log
@@ -40,13 +47,11 @@ def fail(prog, message, code=1):
 
 
 def parse_signal(text):
-    """'9', 'KILL', 'SIGKILL' -> signal number."""
+    """'9', 'KILL', 'SIGKILL' -> signal number. Any number goes, 0 included
+    (kill 0: is it alive?): the kernel judges it, as with runc."""
     text = str(text).strip().upper()
     if text.isascii() and text.isdigit():     # not '²': int() refuses it
-        num = int(text)
-        if not 0 < num < signal.NSIG:
-            raise LibcontainerError(f"invalid signal {text!r}")
-        return num
+        return int(text)
     name = text if text.startswith("SIG") else "SIG" + text
     try:
         return signal.Signals[name].value

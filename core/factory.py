@@ -2,15 +2,28 @@
 import os
 import re
 
-from . import state as st
+from . import log, state as st
 from .container import Container
 from .errors import ConfigError, ContainerExists, ContainerNotExists, LibcontainerError
+from .stateroot import check_root
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
+
+# Config fields that confine the container, and the plugin applying each:
+# with that plugin disabled (LIBCONTAINER_DISABLE_PLUGINS may come from a
+# daemon's environment) or not installed, the container would silently run
+# without them. `capabilities` is in use unless None ([] drops them all).
+FIELD_PLUGINS = {
+    "capabilities": "capabilities", "no_new_privileges": "no_new_privs",
+    "seccomp": "seccomp", "mask_paths": "masked_paths", "readonly_paths": "masked_paths",
+    "cgroups": "cgroups", "sysctl": "sysctl", "rlimits": "rlimits",
+    "apparmor_profile": "lsm", "process_label": "lsm", "mount_label": "lsm",
+}
 
 
 def validate_id(id):
-    if not isinstance(id, str) or not _ID.match(id) or ".." in id:
+    # fullmatch: "$" would accept a trailing newline
+    if not isinstance(id, str) or not _ID.fullmatch(id) or ".." in id:
         raise LibcontainerError(f"invalid container id {id!r}: use 1-128 characters "
                                 f"from [A-Za-z0-9_.+-], not starting with a dot or dash")
 
@@ -32,7 +45,16 @@ class Factory:
 
     def validate(self, config):
         pm = self.plugin_manager
+        for field, plugin in FIELD_PLUGINS.items():
+            value = getattr(config, field)
+            used = value is not None if field == "capabilities" else bool(value)
+            if used and not pm.has(plugin):
+                raise ConfigError(f"{field}: is set but the {plugin!r} plugin that applies it "
+                                  f"is disabled or not installed: refusing to run without it")
         pm.hook.libcontainer_validate_config(config=config, registry=pm.registry)
+        # after every plugin's decisions (a netns network sets a namespace path)
+        pm.hook.libcontainer_check_config(config=config, registry=pm.registry)
+        log.debug("config validated", rootfs=config.rootfs)
 
     def create(self, id, config):
         from .configs import Config
@@ -40,7 +62,7 @@ class Factory:
         if not isinstance(config, Config):
             raise ConfigError("config must be a libcontainer.configs.Config")
         self.validate(config)
-        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        check_root(self.root, create=True)
         state_dir = os.path.join(self.root, id)
         try:
             os.mkdir(state_dir, 0o711)
@@ -53,6 +75,7 @@ class Factory:
 
     def load(self, id):
         validate_id(id)
+        check_root(self.root)
         state_dir = os.path.join(self.root, id)
         try:
             state = st.read(state_dir)
@@ -76,6 +99,7 @@ class Factory:
         verifiable and tears down what the stash records."""
         from .configs import Config
         validate_id(id)
+        check_root(self.root)
         state = st.salvage(os.path.join(self.root, id))
         try:
             config = Config.from_dict(state.get("config"))
@@ -93,6 +117,7 @@ class Factory:
             shutil.rmtree(os.path.join(self.root, id), ignore_errors=True)
 
     def list(self):
+        check_root(self.root)
         try:
             return sorted(n for n in os.listdir(self.root)
                           if os.path.isdir(os.path.join(self.root, n)))

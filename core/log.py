@@ -4,10 +4,16 @@ structlog costs ~90 ms to import here (it pulls in asyncio), more than a
 whole container start, so records below the configured level cost nothing:
 the level check happens before structlog is touched.
 
+Records look like runc's (logrus), which containerd and conmon read: text
+is logfmt, ``time="2024-01-02T03:04:05Z" level=debug msg="created" id=c1``;
+JSON is one compact object per line with sorted keys,
+``{"id":"c1","level":"debug","msg":"created","time":"..."}``.
+
     from libcontainer import log
     log.configure(level="info", fmt="json", file="/run/x/log.json")
     log.info("container started", id="c1", pid=123)
 """
+import re
 import sys
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
@@ -16,6 +22,8 @@ _logger = None
 
 
 def configure(level="warning", fmt="text", file=None):
+    """`file`: a path (opened on the first record) or an open text stream
+    (pyrunc opens --log before anything else, as runc)."""
     global _logger
     if level not in LEVELS:
         raise ValueError(f"unknown log level {level!r} (one of {', '.join(LEVELS)})")
@@ -23,33 +31,64 @@ def configure(level="warning", fmt="text", file=None):
     _logger = None
 
 
+def open_file(path):
+    """`path` opened for appending (created 0644 if absent), close-on-exec."""
+    import os
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+    return os.fdopen(fd, "a", buffering=1)
+
+
 def to_file():
     return _config["file"] is not None
+
+
+def enabled(level):
+    return LEVELS[level] >= _config["level"]
 
 
 def _get():
     global _logger
     if _logger is None:
         import structlog
-        stream = open(_config["file"], "a", buffering=1) if _config["file"] else sys.stderr
+        stream = _config["file"] or sys.stderr
+        if isinstance(stream, str):
+            stream = _config["file"] = open_file(stream)
         if _config["fmt"] == "json":
-            renderer = structlog.processors.JSONRenderer()
+            import json
+            renderer = structlog.processors.JSONRenderer(json.dumps, sort_keys=True,
+                                                         separators=(",", ":"))
         else:
-            renderer = structlog.dev.ConsoleRenderer(colors=False)
+            renderer = logfmt
         _logger = structlog.wrap_logger(
             structlog.PrintLogger(stream),
             processors=[structlog.processors.add_log_level,
-                        structlog.processors.TimeStamper(fmt="iso", key="time"),
+                        structlog.processors.TimeStamper(fmt="%Y-%m-%dT%H:%M:%SZ", utc=True,
+                                                         key="time"),
                         _rename_event, renderer],
             context_class=dict)
     return _logger
 
 
 def _rename_event(logger, method, event):
-    # runc's log records (read by containerd and conmon) use "msg"
-    if _config["fmt"] == "json":
-        event["msg"] = event.pop("event", "")
+    # runc's records name the message "msg"
+    event["msg"] = event.pop("event", "")
     return event
+
+
+_BARE = re.compile(r"[A-Za-z0-9._/@^+-]+")
+
+
+def _quote(value):
+    text = str(value)
+    if _BARE.fullmatch(text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def logfmt(logger, method, event):
+    """time, level, msg first, then the fields sorted, as logrus prints them."""
+    head = [f"{k}={_quote(event.pop(k))}" for k in ("time", "level", "msg") if k in event]
+    return " ".join(head + [f"{k}={_quote(v)}" for k, v in sorted(event.items())])
 
 
 def _emit(level, event, kw):

@@ -177,6 +177,10 @@ class PluginManager:
         self._pm.register(plugin, name=name)
         getattr(plugin, "libcontainer_register", lambda registry: None)(self.registry)
 
+    def has(self, name):
+        """The plugin is registered (not disabled, installed, loaded)."""
+        return self._pm.get_plugin(name) is not None
+
     def plugins(self):
         """[(entry-point dict, hook names or None if disabled)]"""
         rows = []

@@ -61,15 +61,30 @@ def libcontainer_validate_config(config):
                               f"the host (allowed: net.* with NEWNET; kernel.shm*, "
                               f"kernel.msg*, kernel.sem, fs.mqueue.* with NEWIPC; "
                               f"kernel.hostname, kernel.domainname with NEWUTS)")
-        own = config.namespace(ns)
-        if own is None:
+        # a netns network adds NEWNET in its validate_config: checked again
+        # in libcontainer_check_config, once every namespace is decided
+        if config.namespace(ns) is None and not (ns == "NEWNET" and _joins_netns(config)):
             raise ConfigError(f"{where}: needs a {ns} namespace of the container's own")
-        if own.path and _is_hosts(own.path, _NS_FILE[ns]):
-            raise ConfigError(f"{where}: the container joins the host's {ns} namespace "
-                              f"({own.path})")
         for name in ("hostname", "domainname"):
             if key.replace("/", ".") == f"kernel.{name}" and getattr(config, name):
                 raise ConfigError(f"{where}: conflicts with the config's {name} field")
+
+
+def _joins_netns(config):
+    return any(net.type == "netns" for net in config.networks)
+
+
+@hookimpl
+def libcontainer_check_config(config):
+    # a phase after validate_config: the netns network sets a path there
+    for key in config.sysctl:
+        ns = _namespace(key)
+        own = config.namespace(ns)
+        if own is None:
+            raise ConfigError(f"sysctl.{key}: needs a {ns} namespace of the container's own")
+        if own.path and _is_hosts(own.path, _NS_FILE[ns]):
+            raise ConfigError(f"sysctl.{key}: the container joins the host's {ns} namespace "
+                              f"({own.path})")
 
 
 @hookimpl

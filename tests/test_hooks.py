@@ -37,6 +37,7 @@ def _make_impl(name):
     spec_args = {
         "libcontainer_register": "registry",
         "libcontainer_validate_config": "config, registry",
+        "libcontainer_check_config": "config, registry",
         "libcontainer_processes": "container",
         "libcontainer_stats": "container, stats",
         "libcontainer_freeze": "container",

@@ -22,7 +22,7 @@ def cli(argv=None):
     try:
         code = main(argv)
     except LibcontainerError as e:
-        fail(PROG, str(e), 1)
+        fail(PROG, str(e), getattr(e, "code", 1))
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 1

@@ -5,7 +5,8 @@ import os
 
 from libcontainer.errors import LibcontainerError
 
-from .commandline import COMMANDS, OCI_VERSION, Opt, UsageError, command, command_help, usage_text
+from .commandline import (COMMANDS, OCI_VERSION, NoHelpTopic, Opt, UsageError, command,
+                          command_help, usage_text)
 
 
 @command("", Opt("bundle b", "value", None, "where to write config.json (default: here)",
@@ -20,8 +21,26 @@ def spec(rt, o, args):
     if os.path.exists(path):
         raise LibcontainerError(f"{path} exists: remove it first")
     with open(path, "x") as f:
-        json.dump(specconv.default_spec(rootless=o.rootless), f, indent="\t")
+        spec = specconv.default_spec(rootless=o.rootless)
+        if not cgroup2_host():      # as runc: a cgroup namespace only on cgroup v2
+            linux = spec["linux"]
+            linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "cgroup"]
+        json.dump(spec, f, indent="\t")
         f.write("\n")
+
+
+def cgroup2_host():
+    """/sys/fs/cgroup is a cgroup2 filesystem (by its type: on a hybrid
+    host it is a tmpfs)."""
+    from libcontainer.linux.mount import fstatfs_type
+    try:
+        fd = os.open("/sys/fs/cgroup", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return fstatfs_type(fd) == 0x63677270      # CGROUP2_SUPER_MAGIC
+    finally:
+        os.close(fd)
 
 
 @command("")
@@ -45,6 +64,7 @@ def features_dict(pm):
     from libcontainer import specconv
     from libcontainer.linux import caps, procattr
     from libcontainer.linux.namespaces import NAMESPACES
+    from libcontainer.plugins import lsm
     loaded = {entry["name"] for entry, hooks in pm.plugins() if hooks is not None}
     drivers = pm.registry.names("cgroup_driver")
     seccomp = {"enabled": False}
@@ -73,8 +93,8 @@ def features_dict(pm):
             "cgroup": {"v1": "v1" in drivers, "v2": "v2" in drivers,
                        "systemd": "systemd" in drivers, "systemdUser": False, "rdma": False},
             "seccomp": seccomp,
-            "apparmor": {"enabled": "apparmor" in loaded},
-            "selinux": {"enabled": "selinux" in loaded},
+            "apparmor": {"enabled": "lsm" in loaded and lsm.apparmor_enabled()},
+            "selinux": {"enabled": "lsm" in loaded and lsm.selinux_enabled()},
             "intelRdt": {"enabled": fields["linux.intelRdt"][0] != specconv.REFUSED},
             "mountExtensions": {"idmap": {"enabled": specconv.IDMAP_MOUNTS}},
             "netDevices": {"enabled": fields["linux.netDevices.*.name"][0] ==
@@ -89,10 +109,12 @@ def features_dict(pm):
 @command("[COMMAND]")
 def help_(rt, o, args):
     """Show the commands, or one command's options."""
-    if args and args[0] in COMMANDS:
-        print(command_help(COMMANDS[args[0]]))
-    else:
+    if not args:
         print(usage_text())
+    elif args[0] in COMMANDS or args[0] == "h":
+        print(command_help(COMMANDS.get(args[0], COMMANDS["help"])))
+    else:
+        raise NoHelpTopic(args[0])
 
 
 @command("ID")

@@ -91,74 +91,135 @@ def parse(opts, argv, stop_after=None):
 
 
 class Command:
-    def __init__(self, fn, usage, opts, stop_after):
+    def __init__(self, fn, usage, opts, stop_after, fail_code):
         self.fn, self.usage, self.opts, self.stop_after = fn, usage, opts, stop_after
+        self.fail_code = fail_code      # exit status of a failure of the runtime
         self.name = fn.__name__.rstrip("_")
         self.help = (fn.__doc__ or "").strip()
 
 
 COMMANDS = {}
+# runc's order in its help (and "help, h" last)
+ORDER = ("checkpoint", "create", "delete", "events", "exec", "kill", "list", "pause", "ps",
+         "restore", "resume", "run", "spec", "start", "state", "update", "features", "help")
 
 
-def command(usage="", *opts, stop_after=None):
+def command(usage="", *opts, stop_after=None, fail_code=1):
     def register(fn):
-        cmd = Command(fn, usage, opts, stop_after)
+        cmd = Command(fn, usage, opts, stop_after, fail_code)
         COMMANDS[cmd.name] = cmd
         return fn
     return register
 
 
 GLOBAL = (
+    Opt("debug", help="log debug records"),
+    Opt("log", "value", "", "write the log to FILE (default stderr)", "FILE"),
+    Opt("log-format", "value", "text", "text (logfmt) or json", "FORMAT"),
     Opt("root", "value", None, "directory for the containers' state "
         "(default /run/pyrunc, or $XDG_RUNTIME_DIR/pyrunc when not root)", "DIR"),
-    Opt("log", "value", "", "write the log to FILE (default stderr)", "FILE"),
-    Opt("log-format", "value", "text", "text or json", "FORMAT"),
-    Opt("debug", help="log debug records"),
+    Opt("criu", "value", "criu", "accepted and ignored: no checkpoint/restore", "PATH"),
     Opt("systemd-cgroup", help="cgroupsPath is slice:prefix:name, managed by systemd"),
     Opt("rootless", "value", "auto", "accepted for compatibility (true, false, auto)"),
-    Opt("criu", "value", "criu", "accepted and ignored: no checkpoint/restore", "PATH"),
-    Opt("version v", help="print the version"),
     Opt("help h", help="show help"),
+    Opt("version v", help="print the version"),
 )
+HELP = Opt("help h", help="show help")
+
+
+class NoHelpTopic(UsageError):
+    """An unknown command: runc's CLI library exits 3."""
+    code = 3
+
+    def __init__(self, name):
+        super().__init__(f"No help topic for '{name}'")
 
 
 def main(argv):
     g, rest = parse(GLOBAL, argv, stop_after=1)
     if g.log_format not in ("text", "json"):
         raise UsageError(f"--log-format: {g.log_format!r} is not text or json")
-    log.configure(level="debug" if g.debug else "warning", fmt=g.log_format,
-                  file=g.log or None)
     if g.version:
         print(version_text())
         return 0
     if g.help or not rest:
         print(usage_text())
-        return 0 if g.help else 1
+        return 0
     name, argv = rest[0], rest[1:]
-    cmd = COMMANDS.get(name)
+    cmd = COMMANDS.get("help" if name == "h" else name)
     if cmd is None:
-        raise UsageError(f"no such command {name!r} (see '{PROG} --help')")
-    opts, args = parse(cmd.opts + (Opt("help h", help="show help"),), argv, cmd.stop_after)
+        raise NoHelpTopic(name)
+    opts, args = parse(cmd.opts + (HELP,), argv, cmd.stop_after)
     if opts.help:
         print(command_help(cmd))
         return 0
+    # before the runtime opens anything of its own (the log): an fd it
+    # opened must never be handed to the container as a "preserved" one
+    check_passed_fds(getattr(opts, "preserve_fds", "0"))
+    log.configure(level="debug" if g.debug else "warning", fmt=g.log_format,
+                  file=log.open_file(g.log) if g.log else None)
+    log.debug("pyrunc", command=cmd.name, args=" ".join(args))
     from .runtime import Runtime
-    return cmd.fn(Runtime(g), opts, args) or 0
+    rt = Runtime(g)
+    if cmd.fail_code == 1:
+        return cmd.fn(rt, opts, args) or 0
+    try:
+        return cmd.fn(rt, opts, args) or 0
+    except UsageError:
+        raise
+    except (LibcontainerError, OSError) as e:
+        from ..common import fail, message
+        fail(PROG, f"{cmd.name} failed: {message(e)}", cmd.fail_code)
+
+
+def check_passed_fds(preserve):
+    """--preserve-fds N (and $LISTEN_FDS): each of those fds must be open in
+    the caller, not be one the runtime happens to have open."""
+    import fcntl
+    from .stdio import passed_fds
+    for fd in passed_fds(preserve, [])[0]:
+        try:
+            fcntl.fcntl(fd, fcntl.F_GETFD)
+        except OSError:
+            raise UsageError(f"--preserve-fds {preserve} (LISTEN_FDS="
+                             f"{os.environ.get('LISTEN_FDS', '')}): fd {fd} is not open "
+                             f"in the caller") from None
+
+
+def _options(opts):
+    """runc's (urfave/cli's) option lines: names, padded, then the help."""
+    def names(o):
+        value = "" if o.kind == "flag" else " value"
+        return ", ".join(("-" if len(n) == 1 else "--") + n + value for n in o.names)
+    width = max(len(names(o)) for o in opts) + 2
+    return [f"   {names(o):<{width}}{o.help}".rstrip() for o in opts]
+
+
+def _ordered():
+    return sorted(COMMANDS.values(),
+                  key=lambda c: ORDER.index(c.name) if c.name in ORDER else len(ORDER))
 
 
 def usage_text():
-    lines = [f"usage: {PROG} [global options] COMMAND [options] [arguments]", "",
-             "An OCI container runtime with runc's command line.", "", "commands:"]
-    lines += [f"  {c.name:<10} {c.help.splitlines()[0] if c.help else ''}"
-              for c in COMMANDS.values()]
-    lines += ["", "global options:"] + [f"  {o.spelling():<24} {o.help}" for o in GLOBAL]
-    return "\n".join(lines)
+    titles = [("help, h" if c.name == "help" else c.name,
+               c.help.splitlines()[0] if c.help else "") for c in _ordered()]
+    width = max(len(t) for t, _ in titles) + 2
+    return "\n".join(
+        ["NAME:", f"   {PROG} - Open Container Initiative runtime, on libcontainer", "",
+         "USAGE:", f"   {PROG} [global options] command [command options] [arguments...]", "",
+         "VERSION:", "   " + version_text().split("\n", 1)[0].split()[-1], "",
+         "COMMANDS:"] + [f"   {t:<{width}}{h}".rstrip() for t, h in titles] +
+        ["", "GLOBAL OPTIONS:"] + _options(GLOBAL))
 
 
 def command_help(cmd):
-    lines = [f"usage: {PROG} {cmd.name} [options] {cmd.usage}".rstrip(), "", cmd.help]
+    title, _, description = cmd.help.partition("\n")
+    opts = " [command options]" if cmd.opts else ""
+    lines = ["NAME:", f"   {PROG} {cmd.name} - {title}", "",
+             "USAGE:", f"   {PROG} {cmd.name}{opts} {cmd.usage}".rstrip(), "",
+             "DESCRIPTION:", "   " + (description.strip() or title)]
     if cmd.opts:
-        lines += ["", "options:"] + [f"  {o.spelling():<28} {o.help}" for o in cmd.opts]
+        lines += ["", "OPTIONS:"] + _options(cmd.opts)
     return "\n".join(lines)
 
 
@@ -184,13 +245,23 @@ def _git_commit():
         return None
 
 
-def need_id(args, name, extra=0):
-    if not args:
-        raise UsageError(f"{name}: missing the container id")
-    if len(args) > 1 + extra:
-        raise UsageError(f"{name}: unexpected arguments: {' '.join(args[1 + extra:])}")
-    cid = args[0]
-    if not cid or "/" in cid or cid in (".", ".."):
-        raise UsageError(f"invalid container id {cid!r}")
-    return cid
+_ID_CHARS = None
 
+
+def need_id(args, name, extra=0):
+    """The container id of a command taking one (and up to `extra` more
+    arguments), by runc's rules: [A-Za-z0-9_+.-]+, not "." or ".."."""
+    global _ID_CHARS
+    if not args or len(args) > 1 + extra:
+        want = ("exactly 1" if not extra else "a minimum of 1" if not args
+                else f"a maximum of {1 + extra}")
+        raise UsageError(f'"{name}" requires {want} argument(s)')
+    cid = args[0]
+    if not cid:
+        raise UsageError("container id cannot be empty")
+    if _ID_CHARS is None:
+        import re
+        _ID_CHARS = re.compile(r"[A-Za-z0-9_+.-]+")
+    if not _ID_CHARS.fullmatch(cid) or cid in (".", ".."):
+        raise UsageError(f"invalid container ID format: {cid!r}")
+    return cid

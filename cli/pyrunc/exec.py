@@ -24,24 +24,28 @@ from .stdio import (attend, check_console, forward_to, hand_over_console, passed
          Opt("additional-gids g", "multi", None, "another group id (repeatable)", "GID"),
          Opt("cap c", "multi", None, "add a capability (repeatable)", "CAP"),
          Opt("no-new-privs", help="set no_new_privs for the process"),
-         Opt("apparmor", "value", None, "accepted: the container's profile applies"),
-         Opt("process-label", "value", None, "accepted: the container's label applies"),
+         Opt("apparmor", "value", None, "the AppArmor profile of the process", "PROFILE"),
+         Opt("process-label", "value", None, "the SELinux label of the process", "LABEL"),
          Opt("preserve-fds", "value", "0", "pass N more fds (3, 4, ...)", "N"),
-         Opt("ignore-paused", help="exec even if the container is paused"),
-         Opt("cgroup", "multi", None, "accepted and ignored: the container's cgroup is used"),
-         stop_after=1)
+         Opt("ignore-paused", help="exec even if the container is paused (the process "
+             "waits, frozen, until it is resumed)"),
+         Opt("cgroup", "multi", None, "run the process in this existing sub-cgroup of the "
+             "container's: [CONTROLLER[,CONTROLLER]:]PATH", "SPEC"),
+         stop_after=1, fail_code=255)
 def exec_(rt, o, args):
     """Run a further process in a running container."""
     from libcontainer import specconv
     if not args:
-        raise UsageError("exec: missing the container id")
+        raise UsageError('"exec" requires a minimum of 1 argument(s)')
     cid, cmd = args[0], args[1:]
+    sub_cgroups = _parse_cgroups(o.cgroup)
     container = rt.load(cid)
     status = container.status()
     if status == STOPPED:
         raise LibcontainerError("cannot exec in a stopped container")
     if status == PAUSED and not o.ignore_paused:
-        raise LibcontainerError("cannot exec in a paused container")
+        raise LibcontainerError("cannot exec in a paused container (use --ignore-paused "
+                                "to override)")
     if o.process:
         source = "process.json" if o.process == "-" else os.path.basename(o.process)
         spec = read_json(o.process, source)
@@ -51,12 +55,19 @@ def exec_(rt, o, args):
         if not cmd:
             raise UsageError("exec: missing the command (or --process FILE)")
         process = specconv.to_process(_exec_spec(container, cmd, o), source="exec")
+    # never dropped, --process or not: the lsm plugin applies or refuses them
+    if o.apparmor is not None:
+        process.apparmor_profile = o.apparmor
+    if o.process_label is not None:
+        process.process_label = o.process_label
+    if sub_cgroups:
+        _join_sub_cgroups(container, sub_cgroups)
     check_console(process.tty, o.console_socket, o.detach)
     terminal_size_for(process, o.console_socket)
     process.extra_fds, process.env = passed_fds(o.preserve_fds, process.env)
     if not o.detach:
         forward_to(process)
-    container.run(process)
+    container.run(process, paused_ok=o.ignore_paused)
     try:
         if process.tty:
             hand_over_console(process, o.console_socket)
@@ -100,3 +111,72 @@ def _exec_spec(container, cmd, o):
     if o.no_new_privs:
         p["noNewPrivileges"] = True
     return p
+
+
+def _parse_cgroups(values):
+    """--cgroup [CONTROLLER[,CONTROLLER]:]PATH (repeatable) -> {controller:
+    path}; "" is every controller, allowed alone only (as runc)."""
+    out = {}
+    for value in values:
+        parts = value.split(":")
+        if len(parts) > 2 or not parts[-1]:
+            raise UsageError(f"invalid --cgroup argument: {value}")
+        if len(parts) == 1 and len(values) > 1:
+            raise UsageError(f"invalid --cgroup argument: {value} (missing CONTROLLER: prefix)")
+        for controller in (parts[0].split(",") if len(parts) == 2 else [""]):
+            out[controller] = parts[-1]
+    return out
+
+
+def _join_sub_cgroups(container, paths):
+    """The process goes into sub-cgroups of the container's, which must
+    exist: moved there once the cgroups plugin put it in the container's
+    cgroup, before it runs anything (the runtime_ready phase)."""
+    from libcontainer import hookimpl
+    dirs = _sub_cgroup_dirs(container, paths)
+
+    class SubCgroups:
+        @hookimpl
+        def libcontainer_runtime_ready(self, process, pid):
+            if process.init:
+                return
+            for d in dirs:
+                try:
+                    with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                        f.write(str(pid))
+                except OSError as e:
+                    raise LibcontainerError(f"--cgroup: adding pid {pid} to {d}: "
+                                            f"{e.strerror}") from None
+    container.pm.register(SubCgroups(), "pyrunc-exec-cgroup")
+
+
+def _sub_cgroup_dirs(container, paths):
+    """The directories of the sub-cgroups named by `paths` ({controller or
+    "": path}), checked to lie below the container's cgroup."""
+    stash = container.stash.get("cgroups")
+    if not stash:
+        raise LibcontainerError("--cgroup: the container has no cgroup")
+    if "dirs" in stash:             # v1: a directory per controller
+        base = dict(stash["dirs"])
+    elif "root" in stash:           # v2: one hierarchy; its controllers are names only
+        base = {"": os.path.join(stash["root"], stash["path"].lstrip("/"))}
+    else:
+        raise LibcontainerError(f"--cgroup: not supported with the {stash.get('driver')} "
+                                f"cgroup driver")
+        try:
+            with open(os.path.join(base[""], "cgroup.controllers")) as f:
+                base.update({c: base[""] for c in f.read().split()})
+        except OSError:
+            pass
+    dirs = set()
+    for controller, sub in paths.items():
+        if controller and controller not in base:
+            raise LibcontainerError(f"--cgroup: unknown controller {controller!r} (the "
+                                    f"container's: {', '.join(sorted(c for c in base if c))})")
+        clean = os.path.normpath(os.path.join("/", sub))
+        if ".." in sub.split("/") or clean == "/":
+            raise LibcontainerError(f"--cgroup: {sub} is not a sub cgroup path")
+        for c in (base if not controller else [controller]):
+            if c or "dirs" not in stash:
+                dirs.add(base[c] + clean)
+    return sorted(dirs)

@@ -12,16 +12,29 @@ from .commandline import OCI_VERSION, STOPPED
 def default_root():
     if os.geteuid() == 0:
         return "/run/pyrunc"
-    return os.path.join(os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/pyrunc-{os.geteuid()}",
-                        "pyrunc")
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime_dir:
+        return os.path.join(runtime_dir, "pyrunc")
+    return f"/tmp/pyrunc-{os.geteuid()}"     # checked to be ours (stateroot)
 
 
 class Runtime:
     def __init__(self, g):
-        self.root = os.path.abspath(g.root or default_root())
+        self._root = os.path.abspath(g.root or default_root())
+        self._root_checked = False
         self.systemd = g.systemd_cgroup
         self._factory = None
         self.hooks = None       # a command that needs only a few hooks says which
+
+    @property
+    def root(self):
+        """Checked before the first use: state in a directory another user
+        can write is not to be trusted (its hooks would run as us)."""
+        if not self._root_checked:
+            from libcontainer.stateroot import check_root
+            check_root(self._root)
+            self._root_checked = True
+        return self._root
 
     @property
     def factory(self):

@@ -85,7 +85,10 @@ def write_pid_file(path, pid):
         return
     path = os.path.abspath(path)
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
-    with open(tmp, "w") as f:
+    # never through a file planted there (a symlink to a file of ours)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o644)
+    with open(fd, "w") as f:
         f.write(str(pid))
     os.replace(tmp, path)
 

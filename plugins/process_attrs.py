@@ -12,7 +12,7 @@ privileges raising them needs.
 import os
 
 from libcontainer import hookimpl, log
-from libcontainer.errors import ConfigError, SetupError
+from libcontainer.errors import ConfigError
 from libcontainer.linux import procattr as pa
 
 
@@ -115,6 +115,16 @@ def libcontainer_validate_config(config):
 
 
 @hookimpl
+def libcontainer_validate_process(process):
+    if process.scheduler is not None:
+        check_scheduler(process.scheduler, "process.scheduler")
+    if process.io_priority is not None:
+        check_io_priority(process.io_priority, "process.io_priority")
+    if process.cpu_affinity is not None:
+        check_affinity(process.cpu_affinity, "process.cpu_affinity")
+
+
+@hookimpl
 def libcontainer_enter_namespaces(container, process):
     # first thing in a joined process: the CPUs it runs on until the cgroup join
     if not process.init:
@@ -133,15 +143,6 @@ def libcontainer_setup_limits(container, process):
     config = container.config
     sched = process.scheduler if process.scheduler is not None else config.scheduler
     io = process.io_priority if process.io_priority is not None else config.io_priority
-    try:
-        if process.scheduler is not None:
-            check_scheduler(sched, "process.scheduler")
-        if process.io_priority is not None:
-            check_io_priority(io, "process.io_priority")
-        if process.cpu_affinity is not None:
-            check_affinity(process.cpu_affinity, "process.cpu_affinity")
-    except ConfigError as e:
-        raise SetupError(str(e)) from None
     if config.personality is not None:
         pa.personality(config.personality.domain)
     mp = config.memory_policy

@@ -42,6 +42,15 @@ def libcontainer_validate_config(config):
 
 
 @hookimpl
+def libcontainer_validate_process(process):
+    if process.rlimits is not None:
+        _check(process.rlimits, "process.rlimits")
+    if process.oom_score_adj is not None and not -1000 <= process.oom_score_adj <= 1000:
+        raise ConfigError(f"process.oom_score_adj: {process.oom_score_adj} is not in "
+                          f"-1000..1000")
+
+
+@hookimpl
 def libcontainer_setup_limits(container, process):
     rlimits = process.rlimits if process.rlimits is not None else container.config.rlimits
     adj = process.oom_score_adj if process.oom_score_adj is not None else \
@@ -49,8 +58,6 @@ def libcontainer_setup_limits(container, process):
     if adj is not None:
         # before any privilege is dropped: lowering the score needs CAP_SYS_RESOURCE
         try:
-            if not -1000 <= adj <= 1000:
-                raise OSError(22, f"{adj} is not in -1000..1000")
             with open("/proc/self/oom_score_adj", "w") as f:
                 f.write(str(adj))
         except OSError as e:

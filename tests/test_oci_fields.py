@@ -329,11 +329,11 @@ REFUSED = [
      "memory_policy.nodes: MPOL_LOCAL takes no nodes"),
     (_set("linux.timeOffsets", {"boottime": {"secs": 5}}),
      "time_offsets: need a new time namespace"),
-    (_set("process.selinuxLabel", "system_u:system_r:container_t:s0"),
-     "process_label: 'system_u:system_r:container_t:s0' cannot be applied: SELinux"),
-    (_set("linux.mountLabel", "system_u:object_r:container_file_t:s0"),
-     "mount_label: 'system_u:object_r:container_file_t:s0' cannot be applied: SELinux"),
 ]
+if not os.path.exists("/sys/fs/selinux/enforce"):
+    REFUSED.append((_set("process.selinuxLabel", "system_u:system_r:container_t:s0"),
+                    "process_label: 'system_u:system_r:container_t:s0' cannot be applied: "
+                    "SELinux is not enabled on this host"))
 
 
 @pytest.mark.parametrize("edit, message", REFUSED, ids=[m.split(":")[0 if not
@@ -352,12 +352,12 @@ def test_pyrunc_exec_process_file_refuses_by_name(pyrunc, tmp_path):
                             "process.scheduler.priority: 0 is not in 1..99 for SCHED_FIFO"),
                            ({"ioPriority": {"class": "IOPRIO_CLASS_NONE"}},
                             "process.io_priority.class: unknown value 'IOPRIO_CLASS_NONE'"),
-                           ({"oomScoreAdj": 5000}, "oom_score_adj 5000: 5000 is not in"),
-                           ({"selinuxLabel": "x"}, "process.process_label: 'x' cannot be "
-                            "applied")):
+                           ({"oomScoreAdj": 5000},
+                            "process.oom_score_adj: 5000 is not in -1000..1000"),
+                           ({"selinuxLabel": "x"}, "SELinux")):
         (tmp_path / "p.json").write_text(json.dumps({"args": ["true"], "cwd": "/", **extra}))
         r = pyrunc("exec", "--process", str(tmp_path / "p.json"), cid, check=False)
-        assert r.returncode == 1 and r.stderr.count("\n") == 1, r
+        assert r.returncode != 0 and r.stderr.count("\n") == 1, r
         assert message in r.stderr, r.stderr
     assert len(pyrunc("ps", "--format", "json", cid).stdout.strip("[]\n").split(",")) == 1
 
@@ -394,9 +394,7 @@ def test_every_refused_field_is_refused(factory, rootfs):
     """Each `refused` row of FIELDS, set to a plausible value, fails
     conversion or validation with an error naming it (JSON path or Config
     field)."""
-    samples = {"process.selinuxLabel": ("system_u:system_r:container_t:s0", "process_label: "),
-               "linux.mountLabel": ("system_u:object_r:container_file_t:s0", "mount_label: "),
-               "linux.intelRdt": ({"closID": "x"}, "config.json: linux.intelRdt: ")}
+    samples = {"linux.intelRdt": ({"closID": "x"}, "config.json: linux.intelRdt: ")}
     refused = {p for p, (status, _) in specconv.FIELDS.items() if status == specconv.REFUSED}
     assert refused == set(samples)
     for path, (value, named) in samples.items():
@@ -523,7 +521,6 @@ def test_features_seccomp_claims_each_accepted(features):
 
 def test_features_refused_are_not_claimed(features):
     assert features["linux"]["intelRdt"] == {"enabled": False}
-    assert features["linux"]["selinux"] == {"enabled": False}
     lx = specconv.default_spec()["linux"]
     for mode in features["linux"]["memoryPolicy"]["modes"]:
         lx["memoryPolicy"] = {"mode": mode, "nodes": "" if mode in ("MPOL_DEFAULT",

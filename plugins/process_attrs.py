@@ -103,7 +103,10 @@ def _check_config(config):
             except ValueError:
                 raise ConfigError(f"memory_policy.nodes: {mp.nodes!r} is not a node list "
                                   f"like 0-1,3") from None
-            online = _online("/sys/devices/system/node/online")
+            try:
+                online = _online("/sys/devices/system/node/online")
+            except FileNotFoundError:
+                raise ConfigError("memory_policy: this kernel has no NUMA support") from None
             if nodes - online and "MPOL_F_RELATIVE_NODES" not in mp.flags:
                 raise ConfigError(f"memory_policy.nodes: NUMA nodes {_show(nodes - online)} "
                                   f"are not online (online: {_show(online)})")

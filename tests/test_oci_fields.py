@@ -500,6 +500,14 @@ def test_features_mount_options_each_parse(features):
         s["mounts"].append({"destination": "/mnt", "type": "bind", "source": "/tmp",
                             "options": ["bind", opt]})
         specconv.to_config(s, "/srv/bundle", unique())     # no ConfigError
+    assert features["linux"]["mountExtensions"]["idmap"]["enabled"]
+    s = specconv.default_spec()
+    ids = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    s["mounts"].append({"destination": "/mnt", "type": "bind", "source": "/tmp",
+                        "options": ["rbind", "idmap"], "uidMappings": ids, "gidMappings": ids})
+    (m,) = [m for m in specconv.to_config(s, "/srv/bundle", unique()).mounts
+            if m.destination == "/mnt"]
+    assert m.idmap
 
 
 def test_features_seccomp_claims_each_accepted(features):

@@ -243,15 +243,25 @@ class Node:
                 self.proc.kill()
                 self.proc.wait()
             self.log.close()
+        # the shims' sockets, outside our state dir (containerd 1.6 puts them in
+        # /run/containerd/s); removed by the shims themselves unless killed
+        tasks = os.path.join(self.dir, "state", "io.containerd.runtime.v2.task", NAMESPACE)
+        sockets = [open(os.path.join(tasks, t, "address")).read().split("unix://")[-1]
+                   for t in _listdir(tasks) if os.path.exists(os.path.join(tasks, t, "address"))]
         for handler, root in self.roots.items():
             for cid in _listdir(os.path.join(root, NAMESPACE)):
                 subprocess.run([self.binaries[handler], "--root", os.path.join(root, NAMESPACE),
                                 "delete", "--force", cid], capture_output=True, timeout=60)
         for pid in self.shims():
             os.kill(pid, signal.SIGKILL)
+        for path in sockets:
+            if os.path.exists(path):
+                os.unlink(path)
         for mp in sorted((mp for mp, *_ in mountinfo() if mp.startswith(self.dir + "/")),
                          key=len, reverse=True):
             subprocess.run(["umount", "-l", mp], capture_output=True)
+        for name in _listdir(self.netns_dir):       # unmounted: the netns is freed
+            os.unlink(os.path.join(self.netns_dir, name))
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
         for mp in cgroup_mounts():
             top = os.path.join(mp, self.cgroup_parent.lstrip("/"))
@@ -260,10 +270,12 @@ class Node:
                     os.rmdir(dirpath)
                 except OSError:
                     pass
+        # libcni's cache of a pod it did not tear down names its netns, in our dir
         results = "/var/lib/cni/results"
         for name in _listdir(results):
-            if name.startswith(self.network):
-                os.unlink(os.path.join(results, name))
+            with open(os.path.join(results, name)) as f:
+                if self.dir + "/" in f.read():
+                    os.unlink(os.path.join(results, name))
         for top in self.made:           # only if we made them, and only what is empty
             for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
                 try:

@@ -87,7 +87,8 @@ def profile(path, metadata="", syscalls=("mkdir", "mkdirat")):
             "syscalls": [{"names": list(syscalls), "action": "SCMP_ACT_NOTIFY"}]}
 
 
-def test_agent_answers_the_containers_syscalls(factory, make_config, agent):
+@pytest.mark.parametrize("user", ["0", "1000"])     # 1000: no capabilities left
+def test_agent_answers_the_containers_syscalls(factory, make_config, agent, user):
     config = make_config(seccomp=profile(agent.path, "MKDIR=answer"),
                          labels={"io.example": "yes"},
                          mounts=configs.default_mounts() + [configs.Mount("tmpfs", "/tmp",
@@ -98,7 +99,7 @@ def test_agent_answers_the_containers_syscalls(factory, make_config, agent):
         r, w = os.pipe()
         p = libcontainer.Process(args=["/bin/sh", "-c", "mkdir /tmp/a; echo a=$?; "
                                        "mkdir /tmp/b; echo b=$?; ls /tmp"],
-                                 stdout=w, stderr=w)
+                                 stdout=w, stderr=w, user=user)
         pid = container.start(p)
         os.close(w)
         out = os.read(r, 65536).decode()

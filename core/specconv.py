@@ -397,13 +397,14 @@ def _mount(r, m, where, bundle):
 
 def _cgroup_mount(dest, flags, propagation):
     """An OCI "cgroup" mount: cgroup2 on a unified host (the container's own
-    tree when it has a cgroup namespace); on a v1 or hybrid host an empty
-    read-only tmpfs, since mounting v1 hierarchies again would show (and
-    could change) the host's cgroups."""
+    tree when it has a cgroup namespace); on a v1 or hybrid host a read-only
+    tmpfs whose source is "cgroup": the cgroups plugin fills it with the
+    container's own cgroup of each hierarchy, bound read-only, as runc does
+    (mounting v1 hierarchies again would show the host's cgroups)."""
     if _host_cgroup2():
         return configs.Mount("cgroup2", dest, "cgroup2", flags, "", propagation)
     flags = [f for f in flags if f not in ("ro", "rw")] + ["ro"]
-    return configs.Mount("tmpfs", dest, "tmpfs", flags, "mode=755,size=4k", propagation)
+    return configs.Mount("cgroup", dest, "tmpfs", flags, "mode=755,size=4k", propagation)
 
 
 def _host_cgroup2():
@@ -747,10 +748,11 @@ FIELDS = {
 }
 
 
-def check_fields(spec, source="config.json"):
-    """Warn about the fields of `spec` that are unknown or ignored with a
-    warning; the refused ones are refused by the conversion itself."""
-    for path, _ in walk_fields(spec):
+def check_fields(spec, source="config.json", path=""):
+    """Warn about the fields of `spec` (found at `path`) that are unknown or
+    ignored with a warning; the refused ones are refused by the conversion
+    itself."""
+    for path, _ in walk_fields(spec, path):
         status, note = FIELDS.get(path, (None, ""))
         if status is None:
             log.warning(f"{source}: {path}: unknown field ignored")

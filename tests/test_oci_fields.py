@@ -574,3 +574,12 @@ def test_pyrunc_exec_cpu_affinity_after_the_cgroup_join(pyrunc, tmp_path):
         "execCPUAffinity": {"initial": cpu, "final": "0"}}))
     r = pyrunc("exec", "--process", str(tmp_path / "p.json"), cid)
     assert r.stdout.split()[-1] == "0"
+
+
+def test_pyrunc_update_resources_file_reports_ignored_fields(pyrunc, tmp_path):
+    cid, bundle = pyrunc.bundle(["sleep", "100"])
+    pyrunc("run", "-d", "--bundle", bundle, cid)
+    (tmp_path / "r.json").write_text(json.dumps({"pids": {"limit": 50},
+                                                 "memory": {"shoeSize": 1}}))
+    r = pyrunc("update", "--resources", str(tmp_path / "r.json"), cid)
+    assert "r.json: linux.resources.memory.shoeSize: unknown field ignored" in r.stderr

@@ -39,7 +39,9 @@ def update(rt, o, args):
     resources = container.config.cgroups.resources
     if o.resources:
         source = "resources" if o.resources == "-" else os.path.basename(o.resources)
-        resources = specconv.to_resources(read_json(o.resources, source), base=resources,
+        res = read_json(o.resources, source)
+        specconv.check_fields(res, source, "linux.resources")
+        resources = specconv.to_resources(res, base=resources,
                                           source=source, path="resources")
     else:
         import copy

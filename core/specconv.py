@@ -227,18 +227,30 @@ def _same_mappings(r, path, config):
 
 def _userns_maps(path):
     """{"uidMappings": [(inside, outside, size)...], "gidMappings": ...} of the
-    user namespace at `path`: from /proc/PID/ when it is /proc/PID/ns/user."""
-    parts = path.strip("/").split("/")
-    if len(parts) != 4 or parts[0] != "proc" or parts[2:] != ["ns", "user"]:
+    user namespace at `path` (/proc/PID/ns/user or a pinned nsfs file), or
+    None: a forked child joins it and reads its own maps (as runc)."""
+    from .linux.namespaces import CLONE, setns
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            setns(fd, CLONE.NEWUSER, path)
+            maps = {}
+            for key, name in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
+                with open(f"/proc/self/{name}") as f:
+                    maps[key] = sorted(tuple(map(int, line.split())) for line in f)
+            os.write(w, json.dumps(maps).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    if not data:
         return None
-    out = {}
-    try:
-        for key, name in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
-            with open(f"/proc/{parts[1]}/{name}") as f:
-                out[key] = sorted(tuple(map(int, line.split())) for line in f)
-    except (OSError, ValueError):
-        return None
-    return out
+    return {k: [tuple(m) for m in v] for k, v in json.loads(data).items()}
 
 
 # -- process ------------------------------------------------------------------

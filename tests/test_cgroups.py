@@ -362,6 +362,51 @@ def test_cli_ps_stats_pause_resume(driver, start, state_root):
 
 
 # --------------------------------------------------------------------------
+# the OCI cgroup mount (v1: the container's own cgroups, bound read-only)
+# --------------------------------------------------------------------------
+
+def pyrunc_run(tmp_path, rootfs, args, resources=None, namespaces=None):
+    """`pyrunc run` of a bundle from `pyrunc spec` with an absolute lct-
+    cgroup path: (exit status, stdout, stderr)."""
+    import subprocess
+    from libcontainer import specconv
+    cid = unique()
+    bundle = tmp_path / cid
+    bundle.mkdir()
+    os.symlink(rootfs, bundle / "rootfs")
+    spec = specconv.default_spec()
+    spec["process"].update(terminal=False, args=args)
+    spec["linux"]["cgroupsPath"] = f"/{cid}"
+    if resources:
+        spec["linux"]["resources"] = resources
+    if namespaces:
+        spec["linux"]["namespaces"] = [{"type": t} for t in namespaces]
+    (bundle / "config.json").write_text(json.dumps(spec))
+    r = subprocess.run([os.path.join(os.path.dirname(os.sys.executable), "pyrunc"), "--root",
+                        str(tmp_path / "state"), "run", "--bundle", str(bundle), cid],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return r.returncode, r.stdout, r.stderr
+
+
+@pytest.mark.skipif(not V1_HOST, reason="the v1 cgroup mount (v2 mounts cgroup2 itself)")
+@pytest.mark.parametrize("cgroupns", [False, True])
+def test_v1_cgroup_mount_shows_the_containers_own_cgroups(tmp_path, rootfs, cgroupns):
+    ns = ["pid", "ipc", "uts", "mount", "network"] + (["cgroup"] if cgroupns else [])
+    script = ("cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; "
+              "ls /sys/fs/cgroup; "
+              "echo 1 > /sys/fs/cgroup/pids/pids.max || echo ro; "
+              "mkdir /sys/fs/cgroup/x || echo ro")
+    status, out, err = pyrunc_run(tmp_path, rootfs, ["sh", "-c", script],
+                                  {"memory": {"limit": 64 * MB}, "pids": {"limit": 33}}, ns)
+    assert status == 0, err
+    lines = out.split()
+    assert lines[:2] == [str(64 * MB), "33"]
+    names = set(os.path.basename(p) for p in common.v1_mounts().values())
+    assert names | {"cpu", "cpuacct"} <= set(lines)
+    assert lines[-2:] == ["ro", "ro"]
+
+
+# --------------------------------------------------------------------------
 # configs the host cannot serve, bad values
 # --------------------------------------------------------------------------
 

@@ -23,8 +23,8 @@ class Driver:
             raise ConfigError("cgroups.driver: cgroup v1 is not available on this host "
                               "(it has the unified cgroup v2 hierarchy)")
         if cgroup.resources.unified:
-            raise ConfigError("cgroups.resources.unified: raw cgroup v2 keys need the v2 driver "
-                              "(this host uses cgroup v1)")
+            raise ConfigError("cgroups.resources.unified: invalid configuration: cannot use "
+                              "unified on cgroup v1")
         mounted = common.v1_hierarchies()
         for ctrl, field in common.controllers_needed(cgroup).items():
             if ctrl not in mounted:
@@ -106,8 +106,8 @@ class Manager:
 
     def _resources(self, r, update):
         if r.unified:
-            raise CgroupError(R + "unified: raw cgroup v2 keys need the v2 driver "
-                              "(this container uses cgroup v1)")
+            raise CgroupError(R + "unified: invalid configuration: cannot use unified on "
+                              "cgroup v1")
         mem = self.dirs.get("memory")
         if r.memory or r.memory_swap:
             self._memory(r.memory, r.memory_swap)

@@ -13,15 +13,15 @@ record), as runc does: engines' default profiles list syscalls newer than
 many hosts' libseccomp.
 
 SCMP_ACT_NOTIFY (seccomp user notification): the runtime-spec's seccomp
-agent protocol. The parent connects to ``listenerPath`` before the fork (the
-path is the host's: after pivot_root the init could not reach it); the init
-inherits the socket and, once the filter is loaded with a listener, sends
-the agent the container process state (``fds: ["seccompFd"]``, ``pid``,
-``metadata``, ``state``) with the notify fd (SCM_RIGHTS). Such a filter
-is loaded in ``libcontainer_setup_privileges``, before the init waits for
-``start``, as runc does; every other one in the seal. Only the init's
-filter is handed over: a joined process has no connection to the agent, so
-its notified syscalls fail with ENOSYS.
+agent protocol, for the init and for joined processes. The parent connects
+to ``listenerPath`` before the fork (the path is the host's: the child is in
+the container's mount namespace); the child inherits the socket and, once
+the filter is loaded with a listener, sends the agent the container process
+state (``fds: ["seccompFd"]``, ``pid``, ``metadata``, ``state``) with the
+notify fd (SCM_RIGHTS). Such a filter is loaded in
+``libcontainer_setup_privileges``, before the runtime closes the child's
+other fds (an init: before it waits for ``start``), as runc does; every
+other one in the seal.
 """
 import json
 import os
@@ -34,8 +34,10 @@ from libcontainer.linux import seccomp as libseccomp
 
 SYS_ADMIN = caps.NAMES["SYS_ADMIN"]
 OCI_VERSION = "1.2.1"
-_agent = None       # the socket connected to listenerPath (parent, then inherited)
-_host_pid = 0       # the init's pid on the host, learnt before pivot_root
+# (socket connected to listenerPath, pipe read end, pipe write end): made by
+# the parent before the fork, inherited by the child; the parent tells the
+# child its host pid through the pipe
+_agent = None
 _loaded = False     # the filter is in place (child)
 
 
@@ -53,21 +55,21 @@ def libcontainer_validate_config(config):
 
 @hookimpl
 def libcontainer_setup_privileges(container, process):
-    # an init whose agent waits gets its filter now, as runc: the runtime
-    # closes the init's other fds (the agent's socket too) before it waits
-    # for `start`, and the agent then has the fd while the container is
-    # created. The syscalls left until execve run under the filter.
-    if process.init and _agent is not None:
-        _load(container)
+    # a process whose agent waits gets its filter now, as runc: the runtime
+    # closes the process's other fds (the agent's socket too) before exec (an
+    # init: before it waits for `start`, so that the agent has the fd while
+    # the container is created). The syscalls left until execve run under it.
+    if _agent is not None:
+        _load(container, process)
 
 
 @hookimpl
 def libcontainer_seal(container, process):
-    if _agent is None and not _loaded:
-        _load(container)
+    if not _loaded:
+        _load(container, process)
 
 
-def _load(container):
+def _load(container, process):
     global _loaded
     profile = container.config.seccomp
     if profile is None:
@@ -91,7 +93,7 @@ def _load(container):
     except OSError as e:
         raise SetupError(f"seccomp: {e.filename}: {e.strerror}") from None
     if notify_fd is not None:
-        _hand_over(container, filt, notify_fd)
+        _hand_over(container, process, filt, notify_fd)
     if raised:
         try:
             caps.capset(*raised)
@@ -111,7 +113,9 @@ def _listener(config):
 
 
 @hookimpl
-def libcontainer_pre_clone(container, process):
+def libcontainer_validate_process(container, process):
+    # the parent's last step before the fork, for the init and for joined
+    # processes: a connection the agent accepts is what is validated here
     global _agent
     close_agent()
     path = _listener(container.config)
@@ -124,44 +128,43 @@ def libcontainer_pre_clone(container, process):
         sock.close()
         raise SetupError(f"seccomp.listenerPath: cannot connect to {path}: "
                          f"{(e.strerror or str(e)).lower()}") from None
-    _agent = sock
+    _agent = (sock, *os.pipe())
 
 
 @hookimpl
 def libcontainer_post_clone(container, process, pid):
-    if process.init:
-        close_agent()       # the init has its copy
+    if _agent is not None:
+        os.write(_agent[2], str(pid).encode())
+        close_agent()       # the child has its copies
 
 
 def close_agent():
     global _agent
     if _agent is not None:
-        _agent.close()
+        sock, r, w = _agent
         _agent = None
+        sock.close()
+        os.close(r)
+        os.close(w)
 
 
-@hookimpl
-def libcontainer_rootfs_ready(container, process):
-    global _host_pid
-    if _agent is not None:
-        # /proc is still the host's here: /proc/self is the host pid
-        _host_pid = int(os.readlink("/proc/self"))
-
-
-def _hand_over(container, filt, notify_fd):
-    """Send the agent the container process state and the notify fd."""
+def _hand_over(container, process, filt, notify_fd):
+    """Send the agent the container process state and the notify fd, as
+    runc: the process's pid, and the container's state."""
     try:
-        if _agent is None:
-            return      # a joined process: see the module's docstring
+        sock, r, _ = _agent
+        pid = int(os.read(r, 32) or 0)     # written before the parent's go-ahead
         oci = container.state.get("oci") or {}
-        state = {"ociVersion": OCI_VERSION, "id": container.id, "status": "creating",
-                 "pid": _host_pid, "bundle": oci.get("bundle", "")}
+        state = {"ociVersion": OCI_VERSION, "id": container.id,
+                 "status": "creating" if process.init else "running",
+                 "pid": pid if process.init else container.init_pid,
+                 "bundle": oci.get("bundle", "")}
         if container.config.labels:
             state["annotations"] = container.config.labels
-        message = {"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": _host_pid,
+        message = {"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": pid,
                    "metadata": filt.metadata, "state": state}
         try:
-            socket.send_fds(_agent, [json.dumps(message).encode()], [notify_fd])
+            socket.send_fds(sock, [json.dumps(message).encode()], [notify_fd])
         except OSError as e:
             raise SetupError(f"seccomp: sending the notify fd to {filt.listener_path}: "
                              f"{e.strerror}") from None

@@ -15,53 +15,66 @@ from libcontainer.errors import ConfigError, SetupError
 
 from conftest import capture, unique
 
-# A seccomp agent: accepts one connection, saves the state it receives, then
-# answers notified syscalls -- the first with EMLINK, the next ones by
-# letting them run (SECCOMP_USER_NOTIF_FLAG_CONTINUE) -- until the
-# container's processes are gone.
+# A seccomp agent: accepts `expected` connections, saves the messages, and
+# answers the notified syscalls of each fd -- the first with EMLINK, the
+# next ones by letting them run (SECCOMP_USER_NOTIF_FLAG_CONTINUE) -- until
+# every fd has hung up (its processes are gone).
 AGENT = r"""
 import errno, fcntl, json, os, select, socket, struct, sys
-path, out = sys.argv[1], sys.argv[2]
+path, out, expected = sys.argv[1], sys.argv[2], int(sys.argv[3])
 srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 srv.bind(path)
-srv.listen(1)
+srv.listen(4)
 open(out + ".ready", "w").close()
-conn, _ = srv.accept()
-msg, fds, _, _ = socket.recv_fds(conn, 65536, 4)
-(fd,) = fds
 NOTIF_RECV, NOTIF_SEND = 0xc0502100, 0xc0182101   # _IOWR('!', 0|1, ...)
-answered = []
-while True:
-    ready = select.poll()
-    ready.register(fd, select.POLLIN)
-    events = ready.poll(10000)
-    if not events or events[0][1] & select.POLLHUP:
+messages, answered = [], {}     # notify fd -> syscall numbers answered
+poll = select.poll()
+poll.register(srv, select.POLLIN)
+live = set()
+while len(messages) < expected or live:
+    events = poll.poll(15000)
+    if not events:
         break
-    buf = bytearray(80)                 # struct seccomp_notif
-    try:
-        fcntl.ioctl(fd, NOTIF_RECV, buf)
-    except OSError:
-        continue
-    nid, pid, flags, nr = struct.unpack_from("=QIIi", buf)
-    if not answered:
-        resp = struct.pack("=QqiI", nid, 0, -errno.EMLINK, 0)
-    else:
-        resp = struct.pack("=QqiI", nid, 0, 0, 1)        # FLAG_CONTINUE
-    answered.append(nr)
-    try:
-        fcntl.ioctl(fd, NOTIF_SEND, bytearray(resp))
-    except OSError:
-        pass
+    for fd, ev in events:
+        if fd == srv.fileno():
+            conn, _ = srv.accept()
+            msg, fds, _, _ = socket.recv_fds(conn, 65536, 4)
+            conn.close()
+            messages.append(json.loads(msg))
+            answered[fds[0]] = []
+            live.add(fds[0])
+            poll.register(fds[0], select.POLLIN)
+        elif ev & select.POLLHUP:
+            poll.unregister(fd)
+            live.discard(fd)
+        else:
+            buf = bytearray(80)                 # struct seccomp_notif
+            try:
+                fcntl.ioctl(fd, NOTIF_RECV, buf)
+            except OSError:
+                continue
+            nid, pid, flags, nr = struct.unpack_from("=QIIi", buf)
+            if not answered[fd]:
+                resp = struct.pack("=QqiI", nid, 0, -errno.EMLINK, 0)
+            else:
+                resp = struct.pack("=QqiI", nid, 0, 0, 1)        # FLAG_CONTINUE
+            answered[fd].append(nr)
+            try:
+                fcntl.ioctl(fd, NOTIF_SEND, bytearray(resp))
+            except OSError:
+                pass
 with open(out, "w") as f:
-    json.dump({"message": json.loads(msg), "answered": answered}, f)
+    json.dump({"messages": messages, "answered": [answered[fd] for fd in sorted(answered)]}, f)
 """
 
 
 @pytest.fixture
-def agent(tmp_path):
-    """Start the agent; agent.result() waits for its report."""
+def agent(tmp_path, request):
+    """Start the agent, expecting one connection (or as many as an indirect
+    parameter says); agent.result() waits for its report."""
     sock, out = str(tmp_path / "agent.sock"), str(tmp_path / "agent.json")
-    proc = subprocess.Popen([sys.executable, "-c", AGENT, sock, out])
+    proc = subprocess.Popen([sys.executable, "-c", AGENT, sock, out,
+                             str(getattr(request, "param", 1))])
     deadline = time.monotonic() + 10
     while not os.path.exists(out + ".ready"):
         assert proc.poll() is None and time.monotonic() < deadline, "agent did not start"
@@ -115,13 +128,13 @@ def test_agent_answers_the_containers_syscalls(factory, make_config, agent, user
     assert "Too many links" in out and "a=1" in out, out      # EMLINK, from the agent
     assert "b=0" in out and out.rstrip().endswith("b"), out  # let through: made
     report = agent.result()
-    msg = report["message"]
+    msg, = report["messages"]
     assert msg["fds"] == ["seccompFd"]
     assert msg["metadata"] == "MKDIR=answer"
     assert msg["pid"] == pid == msg["state"]["pid"]
     assert msg["state"]["id"] == cid
     assert msg["state"]["annotations"] == {"io.example": "yes"}
-    assert len(report["answered"]) == 2
+    assert [len(a) for a in report["answered"]] == [2]
 
 
 def test_held_init_hands_the_fd_over_at_start(tmp_path, rootfs, agent):
@@ -139,9 +152,38 @@ def test_held_init_hands_the_fd_over_at_start(tmp_path, rootfs, agent):
         rt.cleanup()
     assert r.returncode == 0, r
     assert "Too many links" in r.stdout and "rc=1" in r.stdout, r
-    msg = agent.result()["message"]
+    msg, = agent.result()["messages"]
     assert (msg["metadata"], msg["state"]["id"]) == ("via pyrunc", cid)
     assert msg["state"]["bundle"] == bundle
+
+
+@pytest.mark.parametrize("agent", [2], indirect=True)     # the init's and the exec's
+def test_exec_process_gets_its_own_notify_fd(factory, make_config, agent):
+    # runc's protocol for `exec`: the process's pid, the container's state
+    config = make_config(seccomp=profile(agent.path, "exec"),
+                         mounts=configs.default_mounts() + [configs.Mount("tmpfs", "/tmp",
+                                                                          "tmpfs")])
+    container = factory.create(unique(), config)
+    try:
+        init = container.start(libcontainer.Process(args=["sleep", "100"]))
+        r, w = os.pipe()
+        p = libcontainer.Process(args=["/bin/sh", "-c", "mkdir /tmp/e; echo e=$?"],
+                                 stdout=w, stderr=w)
+        pid = container.run(p)
+        os.close(w)
+        out = b""
+        while chunk := os.read(r, 65536):
+            out += chunk
+        os.close(r)
+        assert p.wait() == 0
+    finally:
+        container.destroy()
+    assert "Too many links" in out.decode() and "e=1" in out.decode(), out
+    first, second = agent.result()["messages"]
+    assert first["pid"] == first["state"]["pid"] == init
+    assert first["state"]["status"] == "creating"
+    assert (second["pid"], second["state"]["pid"]) == (pid, init)
+    assert second["state"]["status"] == "running" and second["metadata"] == "exec"
 
 
 @pytest.mark.parametrize("change, message", [

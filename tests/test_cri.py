@@ -137,6 +137,7 @@ def test_pod_lifecycle(node, handler, tmp_path):
                        "options": ["ndots:2"]},
         "labels": {"lct": TOKEN},
         "linux": {"cgroup_parent": node.cgroup_parent,
+                  "sysctls": {"net.ipv4.ip_unprivileged_port_start": "80"},
                   "security_context": {"namespace_options": {"network": "POD",
                                                              "pid": "CONTAINER",
                                                              "ipc": "POD"}}}}
@@ -204,6 +205,11 @@ def test_pod_lifecycle(node, handler, tmp_path):
             r = cri.ExecSync(container_id=server, cmd=["cat", "/etc/resolv.conf"], timeout=10)
             assert f"nameserver {node.subnet_prefix}.53" in r.stdout.decode()
             assert "search lct.example" in r.stdout.decode()
+
+        with step("the pod's sysctl, in the pod's network namespace"):
+            r = cri.ExecSync(container_id=sidecar, timeout=10,
+                             cmd=["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"])
+            assert r.stdout == b"80\n", r
 
         with step("ExecSync: stdout, stderr, exit code, the container's user"):
             r = cri.ExecSync(container_id=sidecar, timeout=10,
@@ -307,3 +313,37 @@ def test_pod_lifecycle(node, handler, tmp_path):
                 except grpc.RpcError:
                     pass
     assert not step.failed, "\n".join(step.failed)
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
+def test_shared_pid_namespace(node, handler, tmp_path):
+    """shareProcessNamespace: the container joins the sandbox's PID namespace
+    by path and sees the pause process; stopping it kills only its own."""
+    ns = {"network": "POD", "pid": "POD", "ipc": "POD"}
+    sandbox = {"metadata": {"name": unique("pod"), "uid": unique(), "namespace": "default"},
+               "log_directory": str(tmp_path), "hostname": "shared",
+               "linux": {"cgroup_parent": node.cgroup_parent,
+                         "security_context": {"namespace_options": ns}}}
+    cri = node.cri
+    pod = cri.RunPodSandbox(config=sandbox, runtime_handler=handler).pod_sandbox_id
+    try:
+        config = container_config("c", "sleep 1000 & wait", 32 << 20, "c.log",
+                                  security_context={"namespace_options": ns})
+        cid = cri.CreateContainer(pod_sandbox_id=pod, config=config,
+                                  sandbox_config=sandbox).container_id
+        cri.StartContainer(container_id=cid)
+        r = cri.ExecSync(container_id=cid, cmd=["ps", "-o", "pid,args"], timeout=10)
+        procs = dict(line.split(None, 1) for line in r.stdout.decode().splitlines()[1:])
+        assert "/bin/sh /pause" in procs.get("1", ""), procs
+        assert "sleep 1000" in procs.values(), procs
+        cri.StopContainer(container_id=cid, timeout=0)
+        assert cri.ContainerStatus(container_id=cid).status.state == 2
+        assert cri.PodSandboxStatus(pod_sandbox_id=pod).status.state == 0   # pause lives on
+        cri.RemoveContainer(container_id=cid)
+    finally:
+        cri.StopPodSandbox(pod_sandbox_id=pod)
+        cri.RemovePodSandbox(pod_sandbox_id=pod)
+    try:
+        wait_for(lambda: not node.leftovers(), timeout=10)
+    except AssertionError:
+        raise AssertionError(f"left behind: {node.leftovers()}") from None

@@ -227,9 +227,23 @@ def _same_mappings(r, path, config):
 
 def _userns_maps(path):
     """{"uidMappings": [(inside, outside, size)...], "gidMappings": ...} of the
-    user namespace at `path` (/proc/PID/ns/user or a pinned nsfs file), or
-    None: a forked child joins it and reads its own maps (as runc)."""
+    user namespace at `path`, or None: /proc/PID/{uid,gid}_map for a
+    /proc/PID/ns/user path, else (a pinned nsfs file) what a forked child
+    that joined it reads in its own (as runc)."""
     from .linux.namespaces import CLONE, setns
+
+    def maps_of(pid):
+        maps = {}
+        for key, name in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
+            with open(f"/proc/{pid}/{name}") as f:
+                maps[key] = sorted(tuple(map(int, line.split())) for line in f)
+        return maps
+    parts = path.strip("/").split("/")
+    if len(parts) == 4 and parts[0] == "proc" and parts[2:] == ["ns", "user"]:
+        try:
+            return maps_of(parts[1])
+        except (OSError, ValueError):
+            return None
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -237,11 +251,7 @@ def _userns_maps(path):
             os.close(r)
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             setns(fd, CLONE.NEWUSER, path)
-            maps = {}
-            for key, name in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
-                with open(f"/proc/self/{name}") as f:
-                    maps[key] = sorted(tuple(map(int, line.split())) for line in f)
-            os.write(w, json.dumps(maps).encode())
+            os.write(w, json.dumps(maps_of("self")).encode())
         finally:
             os._exit(0)
     os.close(w)

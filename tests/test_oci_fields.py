@@ -538,7 +538,7 @@ def test_features_refused_are_not_claimed(features):
         process_attrs.libcontainer_validate_config(config)
 
 
-def test_pyrunc_userns_path_with_its_own_mappings_is_accepted(pyrunc):
+def test_pyrunc_userns_path_with_its_own_mappings_is_accepted(pyrunc, tmp_path):
     """containerd and CRI-O pass a userns path and its mappings: as runc, fine
     when the mappings are the namespace's own."""
     ids = [{"containerID": 0, "hostID": 0, "size": 65536}]
@@ -550,12 +550,24 @@ def test_pyrunc_userns_path_with_its_own_mappings_is_accepted(pyrunc):
     pyrunc("run", "-d", "--bundle", bundle, first)
     pid = json.loads(pyrunc("state", first).stdout)["pid"]
 
-    def join(spec):
-        spec["linux"]["namespaces"].append({"type": "user", "path": f"/proc/{pid}/ns/user"})
-        spec["linux"].update(uidMappings=ids, gidMappings=ids)
-    r = pyrunc.run(["readlink", "/proc/self/ns/user"], join)
-    assert r.returncode == 0, r
-    assert r.stdout.strip() == os.readlink(f"/proc/{pid}/ns/user")
+    # pinned (a bind mount of the nsfs file, as CRI-O keeps them): the maps
+    # are read by a child that joins it
+    pinned = tmp_path / "userns"
+    pinned.touch()
+    subprocess.run(["mount", "--bind", f"/proc/{pid}/ns/user", str(pinned)], check=True)
+    try:
+        for path in (f"/proc/{pid}/ns/user", str(pinned)):
+            def join(spec, path=path, ids=ids):
+                spec["linux"]["namespaces"].append({"type": "user", "path": path})
+                spec["linux"].update(uidMappings=ids, gidMappings=ids)
+            r = pyrunc.run(["readlink", "/proc/self/ns/user"], join)
+            assert r.returncode == 0, r
+            assert r.stdout.strip() == os.readlink(f"/proc/{pid}/ns/user")
+        r = pyrunc.run(["true"], lambda s: join(s, str(pinned), [dict(ids[0], size=1)]))
+        assert r.returncode == 1 and "linux.uidMappings: differ from those of the user " \
+            f"namespace {pinned} being joined" in r.stderr, r
+    finally:
+        subprocess.run(["umount", str(pinned)], check=True)
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")

@@ -228,6 +228,16 @@ def test_idmapped_bind_with_the_user_namespaces_mappings(factory, rootfs, shared
     assert os.stat(shared_dir / "a").st_uid == 0      # not 300000
 
 
+@pytest.mark.parametrize("kind, sub_owner", [("idmap", "0"), ("ridmap", "1234")])
+def test_ridmap_maps_the_submounts_too(sh, tree_with_submount, kind, sub_owner):
+    maps = [configs.IDMap(0, 1234, 1)]      # what the disk says is 0 shows as 1234
+    m = configs.Mount(str(tree_with_submount), "/mnt", "bind", ["rbind"], idmap=kind,
+                      uid_mappings=maps, gid_mappings=maps)
+    status, out = sh("stat -c %u /mnt /mnt/sub", [m])
+    assert status == 0, out
+    assert out.split("\n")[:2] == ["1234", sub_owner]
+
+
 def test_idmapped_mount_errors_name_the_field(factory, make_config, shared_dir):
     m = configs.Mount(str(shared_dir), "/mnt", "bind", ["bind"], idmap="idmap")
     with pytest.raises(ConfigError, match=r"mounts\[0\]\.idmap: no uid/gid mappings of its "

@@ -554,3 +554,35 @@ def test_device_filter_loads_and_enforces_on_any_cgroup2_mount():
     finally:
         os.rmdir(d)
 
+
+
+# --------------------------------------------------------------------------
+# exec --cgroup, driver side: a process into a sub-cgroup
+# --------------------------------------------------------------------------
+
+def test_join_sub_puts_a_process_in_a_sub_cgroup(driver, start):
+    from libcontainer.plugins.cgroups import join_sub
+    container, process = start(["sleep", "1000"], cgroup(driver))
+    dirs = cgroup_dirs(container)
+    for d in dirs:
+        os.makedirs(os.path.join(d, "sub", "leaf"))
+    pick = "memory" if driver == "v1" else None
+    extra = libcontainer.Process(args=["sleep", "1000"])
+    container.run(extra)
+    join_sub(container, extra.pid, "sub/leaf", [pick] if pick else None)
+    with open(f"/proc/{extra.pid}/cgroup") as f:
+        lines = dict(line.strip().split(":", 2)[1:] for line in f)
+    path = container.stash["cgroups"]["path"]
+    if driver == "v1":
+        assert lines["memory"] == f"{path}/sub/leaf" and lines["pids"] == path
+    else:
+        assert lines[""] == f"{path}/sub/leaf"
+    assert extra.pid in container.processes()
+    for bad, message in (("../x", r"no '\.\.'"), ("/sub/../../x", r"no '\.\.'"),
+                         ("nope", "does not exist")):
+        with pytest.raises(LibcontainerError, match=message):
+            join_sub(container, extra.pid, bad)
+    with pytest.raises(LibcontainerError, match="unknown controller 'bogus'"):
+        join_sub(container, extra.pid, "sub", ["bogus"])
+    container.destroy()      # the sub-cgroups, with a process, go too
+    assert not any(os.path.exists(d) for d in dirs)

@@ -55,7 +55,7 @@ def victim(driver):
         sleep.kill()
         sleep.wait()
         for d in reversed(made):
-            os.rmdir(d)
+            common.rmdir_tree(d)        # retries EBUSY while the killed sleep exits
 
 
 def test_existing_host_cgroup_with_processes_below_is_not_taken_over(driver, victim, factory,

@@ -195,8 +195,28 @@ def _delegated(manager):
 @hookimpl
 def libcontainer_post_clone(container, process, pid):
     manager = _manager(container)
-    if manager is not None:
+    if manager is None:
+        return
+    sub = getattr(process, "sub_cgroup", None)
+    if sub:
+        join_sub(container, pid, *parse_sub(sub))
+    else:
         manager.add_task(pid)
+
+
+def parse_sub(text):
+    """runc's ``exec --cgroup`` value "[controller[,controller]:]path" ->
+    (path, [controllers] or None)."""
+    controllers, sep, path = text.rpartition(":")
+    return path, (controllers.split(",") if sep else None)
+
+
+def join_sub(container, pid, sub, controllers=None):
+    """Put `pid` into the existing sub-cgroup `sub` (relative, no '..') of
+    the container's cgroup: in the hierarchies of `controllers` (v1; all
+    when None), the container's own cgroup in the others. Errors are one
+    line (CgroupError)."""
+    _need_manager(container, "join a sub-cgroup of").join_sub(pid, sub, controllers)
 
 
 # -- the v1 cgroup mount ---------------------------------------------------------

@@ -296,6 +296,24 @@ def check_adoptable(directory, frozen, setting="cgroups.path"):
         raise CgroupError(f"{setting}: container's cgroup {directory} is unexpectedly frozen")
 
 
+def sub_path(sub):
+    """A sub-cgroup path given to join_sub, relative, checked: no '..' (it
+    could leave the container's cgroup), not empty."""
+    parts = [p for p in sub.split("/") if p not in ("", ".")]
+    if not parts or ".." in sub.split("/"):
+        raise CgroupError(f"cgroup {sub!r}: not a sub-cgroup path of the container's cgroup "
+                          f"(no '..')")
+    return "/".join(parts)
+
+
+def join_dir(directory, pid, what):
+    """Put `pid` into the existing cgroup `directory` (runc: the sub-cgroup
+    must exist)."""
+    if not os.path.isdir(directory):
+        raise CgroupError(f"{what}: cgroup {directory} does not exist")
+    write(directory, "cgroup.procs", pid, f"{what}: adding pid {pid} to {directory}")
+
+
 # -- removal ---------------------------------------------------------------
 
 def kill_all(directories):

@@ -200,6 +200,24 @@ class Manager:
         for d in self._unique_dirs():
             write(d, "cgroup.procs", pid, f"cgroups: adding pid {pid} to {d}")
 
+    def join_sub(self, pid, sub, controllers=None):
+        """Put `pid` into the existing sub-cgroup `sub` of the container's
+        cgroup, in the hierarchies of `controllers` (all when None) and in
+        the container's own cgroup in the others (``exec --cgroup``)."""
+        sub = common.sub_path(sub)
+        unknown = sorted(set(controllers or ()) - set(self.dirs))
+        if unknown:
+            raise CgroupError(f"cgroup {','.join(controllers)}:{sub}: unknown controller "
+                              f"{unknown[0]!r} (this container has {', '.join(sorted(self.dirs))})")
+        # a comounted hierarchy (cpu,cpuacct) goes to the sub-cgroup if one is named
+        chosen = {d for key, d in self.dirs.items() if controllers is None or key in controllers}
+        targets = [os.path.join(d, sub) if d in chosen else d for d in self._unique_dirs()]
+        for d in targets:
+            if not os.path.isdir(d):
+                raise CgroupError(f"cgroup {sub}: cgroup {d} does not exist")
+        for d in targets:
+            common.join_dir(d, pid, f"cgroup {sub}")
+
     def pids(self):
         pids = set()
         for d in self._unique_dirs():

@@ -165,6 +165,18 @@ class Manager:
     def add_task(self, pid):
         write(self.dir, "cgroup.procs", pid, f"cgroups: adding pid {pid} to {self.dir}")
 
+    def join_sub(self, pid, sub, controllers=None):
+        """Put `pid` into the existing sub-cgroup `sub` of the container's
+        cgroup (``exec --cgroup``); v2 has one hierarchy, so a controller
+        list is refused unless every controller is available there."""
+        sub = common.sub_path(sub)
+        available = set((common.read(self.dir, "cgroup.controllers") or "").split())
+        unknown = sorted(set(controllers or ()) - available)
+        if unknown:
+            raise CgroupError(f"cgroup {','.join(controllers)}:{sub}: unknown controller "
+                              f"{unknown[0]!r} (cgroup v2 has {', '.join(sorted(available))})")
+        common.join_dir(os.path.join(self.dir, sub), pid, f"cgroup {sub}")
+
     def pids(self):
         pids = set()
         for top, _dirs, _files in os.walk(self.dir):

@@ -87,7 +87,6 @@ RECURSIVE = {
 }
 
 AT_FDCWD = -100
-AT_SYMLINK_NOFOLLOW = 0x100
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 OPEN_TREE_CLONE = 1
@@ -103,6 +102,7 @@ class _MountAttr(ctypes.Structure):
     # struct mount_attr { __u64 attr_set, attr_clr, propagation, userns_fd; };
     _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
                 ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
 
 # int mount(const char *source, const char *target, const char *fstype,
 #           unsigned long flags, const void *data);

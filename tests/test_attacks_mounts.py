@@ -33,9 +33,12 @@ def config(rootfs, **kw):
     return configs.Config(rootfs=rootfs, **kw)
 
 
-def host_mountpoints():
+def host_mountpoints(under):
+    """The host's mount points at or beneath `under` (other tests mount and
+    unmount elsewhere meanwhile)."""
     with open("/proc/self/mountinfo") as f:
-        return sorted(line.split()[4] for line in f)
+        return sorted(p for p in (line.split()[4] for line in f)
+                      if p == under or p.startswith(under + "/"))
 
 
 def status_of(pid):
@@ -140,10 +143,10 @@ def test_no_mount_propagates_to_the_host(shared_parent, tmp_path, started, propa
     mounts = configs.default_mounts() + [
         configs.Mount(str(volume), "/mnt", "bind", ["rbind"]),
         configs.Mount("tmpfs", "/tmp", "tmpfs")]
-    before = host_mountpoints()
+    before = host_mountpoints(str(tmp_path))
     c, p = started(config(str(shared_parent / "rootfs"), mounts=mounts,
                           rootfs_propagation=propagation))
-    assert host_mountpoints() == before
+    assert host_mountpoints(str(tmp_path)) == before == [str(shared_parent)]
     # and the container has its mounts
     status, out = capture(c, ["grep", "-c", " /mnt ", "/proc/self/mountinfo"])
     assert (status, out.strip()) == (0, "1")
@@ -158,7 +161,10 @@ def test_default_root_propagation_is_rslave_as_runc():
 def test_masking_refuses_a_dev_null_that_is_not_one(rootfs_copy, factory):
     """CVE-2025-31133: the container's /dev/null a symlink to a procfs file:
     masking /proc/kcore would bind that file, writable, over it."""
-    os.symlink("/proc/sys/kernel/ostype", os.path.join(rootfs_copy, "dev/null"))
+    null = os.path.join(rootfs_copy, "dev/null")
+    if os.path.lexists(null):
+        os.unlink(null)
+    os.symlink("/proc/sys/kernel/ostype", null)
     mounts = [m for m in configs.default_mounts() if not m.destination.startswith("/dev")]
     c = factory.create(unique(), config(rootfs_copy, mounts=mounts, devices=[],
                                         mask_paths=["/proc/kcore"]))
@@ -201,14 +207,19 @@ def test_read_only_dev_tmpfs(rootfs, started):
     assert "ro-ok" in out and "Read-only file system" in out
 
 
-def test_no_pivot_leaves_no_full_proc_to_mount(rootfs, factory):
+@pytest.mark.parametrize("userns", [False, True])
+def test_no_pivot_leaves_no_full_proc_to_mount(rootfs, factory, userns):
     """With --no-pivot the host's /proc stayed in the container's mount
     namespace (outside the chroot), so a user namespace made inside could
-    mount a fresh, unmasked procfs."""
+    mount a fresh, unmasked procfs. (In a user namespace the host's /proc
+    cannot be unmounted: it is covered.)"""
     script = "unshare -mrpf sh -c 'mount -t proc none /proc && echo MOUNTED'; echo rc=$?"
+    maps = [configs.IDMap(0, 200000, 65536)] if userns else []
+    ns = [configs.Namespace(t) for t in (["NEWUSER"] if userns else []) + NS]
     results = {}
     for no_pivot in (False, True):
         c = factory.create(unique(), config(rootfs, no_pivot_root=no_pivot, capabilities=None,
+                                            namespaces=ns, uid_mappings=maps, gid_mappings=maps,
                                             mask_paths=list(configs.DEFAULT_MASK_PATHS),
                                             readonly_paths=list(configs.DEFAULT_READONLY_PATHS)))
         try:

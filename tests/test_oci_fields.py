@@ -451,8 +451,7 @@ def _full_spec():
     dev = {"major": 1, "minor": 1}
     lx["resources"] = {
         "devices": [{"allow": False, "type": "a", "major": 1, "minor": 1, "access": "rwm"}],
-        "memory": {"limit": 1, "reservation": 1, "swap": 1, "kernel": 1,
-                   "disableOOMKiller": False},
+        "memory": {"limit": 1, "reservation": 1, "swap": 1, "disableOOMKiller": False},
         "cpu": {"shares": 1, "quota": 1, "period": 1, "cpus": "0", "mems": "0"},
         "pids": {"limit": 1}, "unified": {"a": "b"},
         "blockIO": {"weight": 1, "weightDevice": [dict(dev, weight=1)],

@@ -43,6 +43,10 @@ def validate(config):
         if bool(m.uid_mappings) != bool(m.gid_mappings):
             raise ConfigError(f"{where}.uid_mappings: an id-mapped mount needs both uid and "
                               f"gid mappings")
+        for key in ("uid_mappings", "gid_mappings"):
+            for j, idmap in enumerate(getattr(m, key)):
+                if idmap.size <= 0:
+                    raise ConfigError(f"{where}.{key}[{j}].size: must be positive")
         if not m.uid_mappings and not (config.has_namespace("NEWUSER") and config.uid_mappings
                                        and config.gid_mappings):
             raise ConfigError(f"{where}.idmap: no uid/gid mappings of its own, and no user "
@@ -67,7 +71,11 @@ def prepare(config):
             gids = m.gid_mappings or config.gid_mappings
             key = (_map_text(uids), _map_text(gids))
             if key not in namespaces:
-                namespaces[key] = _userns(*key)
+                try:
+                    namespaces[key] = _userns(*key)
+                except OSError as e:
+                    raise SetupError(f"mounts[{i}].uid_mappings: a user namespace with these "
+                                     f"mappings: {e.strerror}") from None
             _trees[id(m)] = _idmapped_tree(m, namespaces[key], f"mounts[{i}]")
     except BaseException:
         close()

@@ -243,6 +243,10 @@ def test_idmapped_mount_errors_name_the_field(factory, make_config, shared_dir):
     with pytest.raises(ConfigError, match=r"mounts\[0\]\.idmap: no uid/gid mappings of its "
                                           r"own, and no user namespace"):
         factory.create(unique(), make_config(mounts=[m]))
+    m.uid_mappings = m.gid_mappings = [configs.IDMap(0, 1000, 0)]
+    with pytest.raises(ConfigError, match=r"mounts\[0\]\.uid_mappings\[0\]\.size: must be "
+                                          r"positive"):
+        factory.create(unique(), make_config(mounts=[m]))
 
 
 def test_idmap_on_a_filesystem_without_support(factory, make_config, state_root,

@@ -156,7 +156,7 @@ def spawn(container, process, pm, hold_fd=None, on_fork=None):
     # (the host's interpreter) nor its fds, even in the instant after fork
     dumpable = misc.prctl(misc.PR_GET_DUMPABLE)
     misc.prctl(misc.PR_SET_DUMPABLE, 0)
-    # born with the name that tells state.status() "not exec'd yet"
+    # born with a name that shows it is not exec'd yet (for ps; never trusted)
     with open("/proc/self/comm") as f:
         own_name = f.read().rstrip("\n")
     misc.set_name(state.SETUP_NAME)

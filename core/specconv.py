@@ -737,7 +737,9 @@ FIELDS = {
     "linux.netDevices.*.name": (SUPPORTED, "moved in (renamed), moved back at delete"),
     "linux.cgroupsPath": (SUPPORTED, ""),
     **_rows("linux.resources.devices[]", "allow type major minor access"),
-    **_rows("linux.resources.memory", "limit reservation swap disableOOMKiller"),
+    **_rows("linux.resources.memory", "limit reservation swap"),
+    "linux.resources.memory.disableOOMKiller": (SUPPORTED, "cgroup v1; v2 has no such knob "
+                                                           "(ignored, as runc)"),
     **_rows("linux.resources.memory", "kernel kernelTCP", WARNED,
             "as runc: kernel memory limits are not applied, ignored"),
     **_rows("linux.resources.memory", "swappiness useHierarchy checkBeforeUpdate",
@@ -756,7 +758,8 @@ FIELDS = {
     **_rows("linux.resources.hugepageLimits[]", "pageSize limit"),
     **_rows("linux.resources.network", "classID priorities", WARNED, "not applied: ignored"),
     "linux.resources.rdma.*": (WARNED, "not applied: ignored"),
-    "linux.resources.unified.*": (SUPPORTED, "cgroup v2 files"),
+    "linux.resources.unified.*": (SUPPORTED, "cgroup v2 files; refused on a v1 host, as "
+                                             "runc"),
     "linux.intelRdt": (REFUSED, "Intel RDT is not supported"),
     "linux.sysctl.*": (SUPPORTED, ""),
     **_rows("linux.seccomp", "defaultAction defaultErrnoRet architectures flags"),

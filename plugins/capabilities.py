@@ -83,6 +83,10 @@ def libcontainer_validate_config(config):
         log.warning(message)
     check(sets, "capabilities")
     if sets is not None:
+        newer = set().union(*sets.values()) - set(range(caps.last_cap() + 1))
+        if newer:
+            log.warning("capabilities: unknown to this kernel, skipped",
+                        capabilities=caps.names(newer))
         skipped = sets["ambient"] - (sets["permitted"] & sets["inheritable"])
         if skipped:
             log.warning("capabilities.ambient: not in the permitted and inheritable sets, "

@@ -588,15 +588,31 @@ def to_resources(res, base=None, source="config.json", path="linux.resources"):
                        ("swap", "memory_swap"), ("kernel", "kernel_memory")):
         take(mem, key, field)
     take(mem, "disableOOMKiller", "oom_kill_disable", bool)
+    take(mem, "swappiness", "memory_swappiness")
+    take(mem, "checkBeforeUpdate", "memory_check_before_update", bool)
+    take(mem, "useHierarchy", "memory_use_hierarchy", bool)
     cpu = sub("cpu")
     for key, field in (("shares", "cpu_shares"), ("quota", "cpu_quota"),
-                       ("period", "cpu_period")):
+                       ("period", "cpu_period"), ("burst", "cpu_burst"), ("idle", "cpu_idle"),
+                       ("realtimePeriod", "cpu_rt_period"),
+                       ("realtimeRuntime", "cpu_rt_runtime")):
         take(cpu, key, field)
     take(cpu, "cpus", "cpuset_cpus", str)
     take(cpu, "mems", "cpuset_mems", str)
     take(sub("pids"), "limit", "pids_limit")
     blkio = sub("blockIO")
     take(blkio, "weight", "blkio_weight")
+    take(blkio, "leafWeight", "blkio_leaf_weight")
+    net = sub("network")
+    take(net, "classID", "net_cls_classid")
+    if "priorities" in net[1]:
+        out.net_prio_ifpriomap = {r.get(p, "name", str, w, ""): r.get(p, "priority", int, w, 0)
+                                  for w, p in r.objects(net[1], "priorities", net[0])}
+    rdma = r.get(res, "rdma", dict, path)
+    if rdma is not None:
+        out.rdma = {dev: {k: r.uint(v, k, f"{path}.rdma.{dev}", 0, 32)
+                          for k in ("hcaHandles", "hcaObjects") if k in v}
+                    for dev, v in rdma.items() if r.check(v, dict, f"{path}.rdma.{dev}")}
     where = blkio[0]
     if "weightDevice" in blkio[1]:
         out.blkio_weight_device = [
@@ -738,8 +754,7 @@ FIELDS = {
     "linux.cgroupsPath": (SUPPORTED, ""),
     **_rows("linux.resources.devices[]", "allow type major minor access"),
     **_rows("linux.resources.memory", "limit reservation swap"),
-    "linux.resources.memory.disableOOMKiller": (SUPPORTED, "cgroup v1; v2 has no such knob "
-                                                           "(ignored, as runc)"),
+    "linux.resources.memory.disableOOMKiller": (SUPPORTED, "cgroup v1 (v2 has no such knob)"),
     **_rows("linux.resources.memory", "kernel kernelTCP", WARNED,
             "as runc: kernel memory limits are not applied, ignored"),
     **_rows("linux.resources.memory", "swappiness useHierarchy checkBeforeUpdate",

@@ -790,6 +790,13 @@ FIELDS = {
 }
 
 
+def fields_markdown():
+    """FIELDS as the table in docs/pyrunc.md (paste it between the
+    ``<!-- fields -->`` markers after changing a row)."""
+    rows = [f"| `{p}` | {status} | {note} |" for p, (status, note) in FIELDS.items()]
+    return "\n".join(["| field | status | note |", "| --- | --- | --- |", *rows])
+
+
 def check_fields(spec, source="config.json", path=""):
     """Warn about the fields of `spec` (found at `path`) that are unknown or
     ignored with a warning; the refused ones are refused by the conversion

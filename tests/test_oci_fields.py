@@ -387,7 +387,9 @@ def _doc_table():
 
 
 def test_docs_field_table_is_specconv_fields():
-    assert _doc_table() == specconv.FIELDS
+    assert _doc_table() == specconv.FIELDS, \
+        "regenerate the table: python -c 'from libcontainer import specconv; " \
+        "print(specconv.fields_markdown())'"
 
 
 def test_every_refused_field_is_refused(factory, rootfs):

@@ -30,7 +30,7 @@ MB = 1 << 20
 def rt(tmp_path, rootfs):
     runtime = Runtime(tmp_path, rootfs)
     yield runtime
-    runtime.cleanup()
+    assert not runtime.cleanup(), "containers left behind"
 
 
 def systemd_bundle(rt, cgroups_path, args=("sleep", "1000"), **resources):
@@ -167,15 +167,16 @@ def test_nested_kubepods_slice_in_vm(rt):
 def test_existing_unit_is_refused_and_left_alone_in_vm(rt):
     path = f"system.slice:pyrunc:{unique()}"
     first, bundle = systemd_bundle(rt, path)
-    rt.ok("--systemd-cgroup", "run", "--detach", "--bundle", bundle, first)
-    pid = rt.state(first)["pid"]
+    pid_file = os.path.join(bundle, "pid")
+    rt.ok("--systemd-cgroup", "run", "--detach", "--pid-file", pid_file, "--bundle", bundle,
+          first)
     other = unique()
     r = rt("--systemd-cgroup", "run", "--bundle", bundle, other)
     assert r.returncode != 0 and r.stderr.strip().count("\n") == 0
     assert "already exists" in r.stderr and path.rsplit(":", 1)[1] in r.stderr
-    assert rt.state(first)["status"] == "running"
-    assert str(pid) in read(f"{CG}/system.slice/pyrunc-{first}.scope/cgroup.procs")
-    assert other not in rt("list", "-q").stdout
+    # the first container's scope and init are untouched
+    assert read(f"{CG}/system.slice/pyrunc-{first}.scope/cgroup.procs") == read(pid_file)
+    assert not os.path.exists(os.path.join(rt.root, other))
     rt.ok("delete", "--force", first)
 
 

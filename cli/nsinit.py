@@ -180,6 +180,8 @@ def state(obj, cid):
 def list_(obj, quiet):
     """List the containers under --root."""
     from libcontainer import state as st
+    from libcontainer.stateroot import check_root
+    check_root(obj.root)
     try:
         names = sorted(os.listdir(obj.root))
     except FileNotFoundError:

@@ -459,3 +459,11 @@ def test_ids_with_a_trailing_newline_are_refused(state_root, make_config, pyrunc
                          ("''", "container id cannot be empty")):
         rc, _, err = pyrunc(f"$RT state {cid}")
         assert rc == 1 and message in err, (cid, err)
+
+
+def test_nsinit_refuses_a_squatted_root_too(tmp_path):
+    root = tmp_path / "nsinit-root"
+    root.mkdir(mode=0o700)
+    os.chown(root, 65534, 65534)
+    rc, out, err = bash(f"nsinit --root {root} list; echo rc=$?")
+    assert codes(out)["rc"] == "1" and "owned by uid 65534" in err and "refusing" in err, err

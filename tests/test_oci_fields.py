@@ -596,3 +596,23 @@ def test_pyrunc_update_resources_file_reports_ignored_fields(pyrunc, tmp_path):
                                                  "memory": {"shoeSize": 1}}))
     r = pyrunc("update", "--resources", str(tmp_path / "r.json"), cid)
     assert "r.json: linux.resources.memory.shoeSize: unknown field ignored" in r.stderr
+
+
+def test_nsinit_container_json_takes_the_new_fields(tmp_path, rootfs):
+    from conftest import nsinit
+    from libcontainer import sample
+    data = sample.config_dict(rootfs)
+    data.update(cgroups=None, networks=[], personality={"domain": "LINUX32"},
+                scheduler={"policy": "SCHED_BATCH", "nice": 4},
+                io_priority={"class_": "IOPRIO_CLASS_BE", "priority": 2},
+                time_offsets={"boottime": {"secs": 500000}})
+    data["namespaces"].append({"type": "NEWTIME"})
+    (tmp_path / "container.json").write_text(json.dumps(data))
+    r = nsinit("exec", "--id", unique(), "sh", "-c",
+               "uname -m; cut -d' ' -f1 /proc/uptime; ionice -p $$; cat /proc/self/stat",
+               root=str(tmp_path / "state"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    machine, uptime, io, stat = r.stdout.splitlines()
+    assert machine in ("i686", "armv8l") and float(uptime) > 500000
+    assert io == "best-effort: prio 2"
+    assert stat_fields(stat) == {"nice": 4, "rt_priority": 0, "policy": 3}

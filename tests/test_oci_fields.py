@@ -616,3 +616,21 @@ def test_nsinit_container_json_takes_the_new_fields(tmp_path, rootfs):
     assert machine in ("i686", "armv8l") and float(uptime) > 500000
     assert io == "best-effort: prio 2"
     assert stat_fields(stat) == {"nice": 4, "rt_priority": 0, "policy": 3}
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/sbin/runc"), reason="runc is not installed")
+def test_features_has_runcs_shape(features):
+    runc = json.loads(subprocess.run(["/usr/sbin/runc", "features"], capture_output=True,
+                                     text=True, check=True).stdout)
+
+    def shape(d):
+        return {k: shape(v) if isinstance(v, dict) else type(v).__name__
+                for k, v in d.items() if k not in ("annotations",)}
+
+    def missing(theirs, ours, at=""):
+        for k, v in theirs.items():
+            if k not in ours:
+                yield at + k
+            elif isinstance(v, dict):
+                yield from missing(v, ours[k], f"{at}{k}.")
+    assert list(missing(shape(runc), shape(features))) == []

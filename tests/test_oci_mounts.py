@@ -278,3 +278,15 @@ def test_podman_tmpfs_comes_up_with_the_images_content(podman):  # noqa: F811
                "head -n1 /etc/passwd; touch /etc/x && grep ' /etc ' /proc/self/mountinfo")
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("root:") and "- tmpfs " in p.stdout, p.stdout
+
+
+@pytest.mark.clients
+def test_podman_idmap_volume(podman, shared_dir):  # noqa: F811
+    # a user-namespaced container writes through an :idmap volume as the
+    # host's root, where a plain volume would show its files unmapped
+    p = podman("run", "--rm", "--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536",
+               "-v", f"{shared_dir}:/mnt:idmap", "lct-busybox", "sh", "-c",
+               "touch /mnt/new; stat -c %u /mnt /mnt/new")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["0", "0"]
+    assert os.stat(shared_dir / "new").st_uid == 0

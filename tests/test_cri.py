@@ -10,6 +10,9 @@ docs/kubernetes.md. `make test-cri` runs just this file.
 import json
 import os
 import shutil
+import signal
+import subprocess
+import tempfile
 import time
 from contextlib import contextmanager
 
@@ -20,7 +23,7 @@ from conftest import BIN, TOKEN, unique
 grpc = pytest.importorskip("grpc", reason="grpcio not installed: pip install -e '.[test]'")
 pytest.importorskip("grpc_tools", reason="grpcio-tools not installed: pip install -e '.[test]'")
 
-from cri.node import IMAGE, Node, cgroup_file  # noqa: E402
+from cri.node import IMAGE, Node, cgroup_dir, cgroup_file  # noqa: E402
 
 pytestmark = pytest.mark.cri
 
@@ -347,3 +350,68 @@ def test_shared_pid_namespace(node, handler, tmp_path):
         wait_for(lambda: not node.leftovers(), timeout=10)
     except AssertionError:
         raise AssertionError(f"left behind: {node.leftovers()}") from None
+
+
+def runtime(binary, root, *args):
+    """(status, output) of a runtime command; output through a file: a
+    created container keeps the runtime's stdio."""
+    with tempfile.TemporaryFile("w+") as out:
+        p = subprocess.run([binary, "--root", root, *args], stdout=out, stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL, timeout=60)
+        out.seek(0)
+        return p.returncode, out.read()
+
+
+@pytest.mark.parametrize("handler", [
+    "runc",
+    pytest.param("pyrunc", marks=pytest.mark.xfail(strict=True, reason=(
+        "pyrunc kill --all returns without signalling when the init is gone "
+        "(cli/pyrunc/lifecycle.py kill): the rest of the container's cgroup lives on")))])
+def test_kill_all_after_the_init_died_in_a_shared_pid_namespace(node, handler, tmp_path):
+    """What containerd's shim runs when the init of a container sharing the
+    pod's PID namespace exits: `kill --all ID KILL` must kill the processes
+    left in the container's cgroup (reparented to the pod's init). Without
+    it they hold the container's stdio, and the stop waits for containerd's
+    I/O timeout (2 s) and the `delete` that follows."""
+    binary, root = node.binaries[handler], str(tmp_path / "state")
+    ids, cgroups = [], []
+
+    def bundle(args, edit=lambda spec: None):
+        cid = unique("kill")
+        path = tmp_path / cid
+        path.mkdir()
+        assert runtime(PYRUNC, root, "spec", "--bundle", str(path))[0] == 0
+        spec = json.loads((path / "config.json").read_text())
+        spec["process"].update(terminal=False, args=args)
+        spec["root"] = {"path": node.rootfs, "readonly": True}
+        spec["linux"]["cgroupsPath"] = f"{node.cgroup_parent}/{cid}"
+        edit(spec)
+        (path / "config.json").write_text(json.dumps(spec))
+        status, out = runtime(binary, root, "create", "--bundle", str(path),
+                              "--pid-file", str(path / "pid"), cid)
+        assert status == 0, out
+        ids.append(cid)
+        cgroups.append(f"{node.cgroup_parent}/{cid}")
+        assert runtime(binary, root, "start", cid)[0] == 0
+        return cid, int((path / "pid").read_text())
+
+    def join_pid_ns(spec):
+        spec["linux"]["namespaces"] = [
+            dict(ns, path=f"/proc/{pod_init}/ns/pid") if ns["type"] == "pid" else ns
+            for ns in spec["linux"]["namespaces"]]
+
+    try:
+        _, pod_init = bundle(["sleep", "1000"])
+        cid, init = bundle(["sh", "-c", "sleep 1001 & sleep 1002; true"], join_pid_ns)
+        procs = os.path.join(cgroup_dir("memory", cgroups[1]), "cgroup.procs")
+        wait_for(lambda: len(open(procs).read().split()) == 3, what="the container's 3 processes")
+        os.kill(init, signal.SIGKILL)
+        wait_for(lambda: runtime(binary, root, "state", cid)[1].count('"stopped"'),
+                 what="the container to be stopped")
+        status, out = runtime(binary, root, "kill", "--all", cid, "KILL")
+        assert status == 0, out
+        wait_for(lambda: not open(procs).read().split(), timeout=5,
+                 what="kill --all to kill what is left in the container's cgroup")
+    finally:
+        for cid in reversed(ids):
+            runtime(binary, root, "delete", "--force", cid)

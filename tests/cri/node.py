@@ -50,9 +50,14 @@ def cgroup_file(pid, controller, name):
     with open(f"/proc/{pid}/cgroup") as f:
         paths = dict(line.rstrip("\n").split(":", 2)[1:] for line in f)
     path = next(p for ctrls, p in paths.items() if controller in ctrls.split(","))
+    return os.path.join(cgroup_dir(controller, path), name), path
+
+
+def cgroup_dir(controller, path):
+    """The host directory of cgroup `path` in the v1 `controller` hierarchy."""
     mp = next(mp for mp, fs, opts in mountinfo()
               if fs == "cgroup" and controller in opts.split(","))
-    return os.path.join(mp, path.lstrip("/"), name), path
+    return os.path.join(mp, path.lstrip("/"))
 
 
 def image_tarball(rootfs, path, name):

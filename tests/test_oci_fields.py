@@ -83,6 +83,12 @@ def test_exec_cpu_affinity(container):
     assert out.split()[-1] == "0"
 
 
+NUMA = os.path.exists("/proc/self/numa_maps")
+TIMENS = os.path.exists("/proc/self/ns/time")
+KEYS = os.path.exists("/proc/keys")
+
+
+@pytest.mark.skipif(not NUMA, reason="the kernel has no NUMA support")
 def test_personality_linux32_and_memory_policy(container):
     c = container(personality=configs.Personality("LINUX32"),
                   memory_policy=configs.MemoryPolicy("MPOL_BIND", nodes="0"))
@@ -98,6 +104,7 @@ def test_personality_linux32_and_memory_policy(container):
 
 # -- time namespace, keyring -------------------------------------------------------
 
+@pytest.mark.skipif(not TIMENS, reason="the kernel has no time namespaces")
 def test_time_namespace_offsets(container, make_config):
     day = 86400
     c = container(namespaces=[configs.Namespace(t) for t in
@@ -125,6 +132,7 @@ def _session_keyrings():
         return [line.split()[-2].rstrip(":") for line in f if " keyring " in line]
 
 
+@pytest.mark.skipif(not KEYS, reason="the kernel has no keyrings")
 def test_session_keyring_per_container(container):
     c = container()
     name = f"_ses.{c.id}"
@@ -200,6 +208,7 @@ def _set(path, value):
     return edit
 
 
+@pytest.mark.skipif(not TIMENS, reason="the kernel has no time namespaces")
 def test_pyrunc_time_namespace_offsets(pyrunc):
     def edit(spec):
         spec["linux"]["namespaces"].append({"type": "time"})
@@ -237,6 +246,7 @@ def test_pyrunc_process_fields_of_init_and_exec_process_file(pyrunc, tmp_path):
     assert (adj, io) == ("300", "best-effort: prio 6")
 
 
+@pytest.mark.skipif(not KEYS, reason="the kernel has no keyrings")
 def test_pyrunc_session_keyring_and_no_new_keyring(pyrunc):
     for flags, expected in (((), True), (("--no-new-keyring",), False)):
         cid, bundle = pyrunc.bundle(["sleep", "100"], _set("linux.maskedPaths", []))

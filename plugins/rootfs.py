@@ -114,8 +114,10 @@ def mount_into(rootfs, m):
     # on the very fd mounted onto
     pseudo = m.device in ("proc", "sysfs")
     source_fd = _sources.get(id(m))
-    if is_bind and not stat.S_ISDIR(os.fstat(source_fd).st_mode if source_fd is not None
-                                    else mount_options.stat_source(m).st_mode):
+    source = None
+    if is_bind:
+        source = os.fstat(source_fd) if source_fd is not None else mount_options.stat_source(m)
+    if is_bind and not stat.S_ISDIR(source.st_mode):
         create_file_in_root(rootfs, m.destination)
     else:
         try:
@@ -146,7 +148,8 @@ def mount_into(rootfs, m):
             extra = flags       # read-only once filled
         if extra or m.propagation or m.recursive or lower is not None:
             # opened again: the fd now leads to the new mount, not beneath it
-            with _opened(rootfs, m.destination) as dest:
+            # (a bind's: the source itself, or the path was swapped meanwhile)
+            with _opened(rootfs, m.destination, expect=source) as dest:
                 if lower is not None:
                     mount_options.copy_up(lower, dest)
                 if extra:
@@ -161,10 +164,11 @@ def mount_into(rootfs, m):
 
 
 @contextlib.contextmanager
-def _opened(rootfs, destination, pseudo=None):
+def _opened(rootfs, destination, pseudo=None, expect=None):
     """/proc/self/fd/N of the destination opened inside the rootfs (the
     host's /proc: before pivot_root); errors name the destination. For a
-    `pseudo` filesystem the destination must be a directory, not a symlink."""
+    `pseudo` filesystem the destination must be a directory, not a symlink;
+    with `expect` (a stat result) it must be that very file."""
     try:
         fd = open_in_root(rootfs, destination, os.O_PATH | (os.O_NOFOLLOW if pseudo else 0))
     except (FileNotFoundError, NotADirectoryError):
@@ -176,6 +180,12 @@ def _opened(rootfs, destination, pseudo=None):
             os.close(fd)
         raise SetupError(f"mount {destination}: refusing to mount {pseudo} "
                          f"over a symlink or non-directory")
+    if expect is not None:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != (expect.st_dev, expect.st_ino):
+            os.close(fd)
+            raise SetupError(f"mount {destination}: the destination was replaced while "
+                             f"being mounted")
     try:
         yield f"/proc/self/fd/{fd}"
     except OSError as e:

@@ -279,8 +279,9 @@ def test_pod_lifecycle(node, handler, tmp_path):
             def oom_killed():
                 seen[:] = [cri.ContainerStatus(container_id=job).status]
                 return (seen[0].state, seen[0].reason) == (2, "OOMKilled")
-            wait_for(oom_killed, what=lambda: "the memory hog to be OOM killed: state %s, "
-                     "exit code %s, reason %r" % (seen[0].state, seen[0].exit_code, seen[0].reason))
+            wait_for(oom_killed, what=lambda: "the memory hog to be OOM killed: state {}, "
+                     "exit code {}, reason {!r}".format(seen[0].state, seen[0].exit_code,
+                                                        seen[0].reason))
             assert seen[0].exit_code == 137, seen[0]
 
         with step("StopContainer: SIGTERM handled within the grace period (exit 42)"):

@@ -1,6 +1,6 @@
 """Confinement: capabilities, users, no_new_privs, seccomp, masked and
-read-only paths, sysctls, LSM fields -- and the attacks runc has suffered,
-run from inside real containers."""
+read-only paths, sysctls (LSM fields: tests/test_lsm.py) -- and the attacks
+runc has suffered, run from inside real containers."""
 import hashlib
 import json
 import os
@@ -535,14 +535,6 @@ def test_sysctl_refused_when_joining_the_hosts_netns(factory, make_config):
                                      configs.Namespace("NEWNET", "/proc/self/ns/net")])
     with pytest.raises(ConfigError, match="joins the host's NEWNET namespace"):
         factory.create(unique(), config)
-
-
-@pytest.mark.parametrize("field", ["apparmor_profile", "process_label", "mount_label"])
-def test_lsm_fields_only_when_empty(factory, make_config, field):
-    with pytest.raises(ConfigError) as e:
-        factory.create(unique(), make_config(**{field: "system_u:system_r:container_t:s0"}))
-    assert str(e.value).startswith(f"{field}: ")
-    assert "not support" in str(e.value)
 
 
 # --------------------------------------------------------------------------

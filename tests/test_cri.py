@@ -57,9 +57,10 @@ def node(tmp_path_factory, rootfs, request):
         yield n
     finally:
         n.close()
-        capture = request.config.pluginmanager.getplugin("capturemanager")
-        with capture.global_and_fixture_disabled():
-            print("\n" + results_table())
+        if RESULTS:
+            capture = request.config.pluginmanager.getplugin("capturemanager")
+            with capture.global_and_fixture_disabled():
+                print("\n" + results_table())
 
 
 def results_table():

@@ -47,7 +47,7 @@ import struct
 import sys
 import termios
 
-from . import execguard, state
+from . import execguard, log, state
 from .faults import crash_point
 from .errors import LibcontainerError, SetupError
 from .linux import misc
@@ -324,6 +324,9 @@ def _child(container, process, pm, chan, other_end, hold_fd):
         if hold_fd is not None:
             hold_fd = _above(hold_fd, n)
         _install_stdio(stdio, process.extra_fds, keep=[chan.sock.fileno(), *console, hold_fd])
+        # the runtime's log file is closed now and its fd number may be
+        # reused (by the exec fifo): no record from here on
+        log.configure(level="critical")
         if hold_fd is not None:
             # the creator exits now; the init outlives it, waiting for start
             misc.prctl(misc.PR_SET_PDEATHSIG, 0)

@@ -132,6 +132,18 @@ class Resources:
     hugetlb_limit: list[HugepageLimit] = field(default_factory=list)
     unified: dict[str, str] = field(default_factory=dict)   # raw v2 keys
     freezer: str = ""
+    # issue 14 (docs/cgroups.md): None leaves the kernel's value alone
+    cpu_burst: Optional[int] = None          # us; v1 cpu.cfs_burst_us, v2 cpu.max.burst
+    cpu_idle: Optional[int] = None           # 0 or 1; cpu.idle
+    cpu_rt_period: int = 0                   # us; v1 cpu.rt_period_us
+    cpu_rt_runtime: int = 0                  # us; v1 cpu.rt_runtime_us (-1: no limit)
+    memory_swappiness: Optional[int] = None  # 0-100; v1 memory.swappiness
+    memory_check_before_update: bool = False  # refuse a limit below the current usage
+    memory_use_hierarchy: Optional[bool] = None   # v1 memory.use_hierarchy
+    blkio_leaf_weight: int = 0               # v1 blkio.leaf_weight (CFQ only)
+    net_cls_classid: int = 0                 # v1 net_cls.classid
+    net_prio_ifpriomap: dict[str, int] = field(default_factory=dict)  # interface -> priority
+    rdma: dict[str, dict[str, int]] = field(default_factory=dict)  # device -> hcaHandles/Objects
 
 
 @dataclass

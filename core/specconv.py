@@ -556,12 +556,12 @@ def _device_rule(r, d, where):
     kind = r.get(d, "type", str, where, "a")
     if kind not in ("a", "c", "b"):
         raise r.error(f"{where}.type", f"{kind!r} is not one of a, c, b")
-    access = r.get(d, "access", str, where, "rwm")
-    if not access or set(access) - set("rwm"):
+    # as lenient as runc: access in any order, empty or missing is rwm, allow
+    # defaults to false (a Go bool)
+    access = r.get(d, "access", str, where, "") or "rwm"
+    if set(access) - set("rwm"):
         raise r.error(f"{where}.access", f"{access!r} is not a combination of r, w, m")
-    allow = r.get(d, "allow", bool, where)
-    if allow is None:
-        raise r.error(f"{where}.allow", "is required")
+    allow = r.get(d, "allow", bool, where, False)
     return configs.Device(type=kind, major=r.get(d, "major", int, where, -1),
                           minor=r.get(d, "minor", int, where, -1), permissions=access,
                           allow=allow)
@@ -757,22 +757,27 @@ FIELDS = {
     "linux.resources.memory.disableOOMKiller": (SUPPORTED, "cgroup v1 (v2 has no such knob)"),
     **_rows("linux.resources.memory", "kernel kernelTCP", WARNED,
             "as runc: kernel memory limits are not applied, ignored"),
-    **_rows("linux.resources.memory", "swappiness useHierarchy checkBeforeUpdate",
-            WARNED, "not applied: ignored"),
+    **_rows("linux.resources.memory", "swappiness useHierarchy", note="cgroup v1; refused "
+            "on v2 (useHierarchy: true accepted)"),
+    "linux.resources.memory.checkBeforeUpdate": (SUPPORTED, "update refuses a limit below "
+                                                            "the usage"),
     **_rows("linux.resources.cpu", "shares quota period cpus mems"),
-    **_rows("linux.resources.cpu", "burst realtimeRuntime realtimePeriod idle", WARNED,
-            "not applied: ignored"),
+    **_rows("linux.resources.cpu", "burst idle", note="refused where the kernel lacks it"),
+    **_rows("linux.resources.cpu", "realtimeRuntime realtimePeriod",
+            note="cgroup v1 with RT group scheduling; refused elsewhere"),
     "linux.resources.pids.limit": (SUPPORTED, ""),
     "linux.resources.blockIO.weight": (SUPPORTED, ""),
-    "linux.resources.blockIO.leafWeight": (WARNED, "not applied: ignored"),
+    "linux.resources.blockIO.leafWeight": (SUPPORTED, "cgroup v1 with CFQ; refused "
+                                                      "elsewhere"),
     **_rows("linux.resources.blockIO.weightDevice[]", "major minor weight"),
     "linux.resources.blockIO.weightDevice[].leafWeight": (WARNED, "not applied: ignored"),
     **{f"linux.resources.blockIO.{k}[].{f}": (SUPPORTED, "")
        for k in ("throttleReadBpsDevice", "throttleWriteBpsDevice", "throttleReadIOPSDevice",
                  "throttleWriteIOPSDevice") for f in ("major", "minor", "rate")},
     **_rows("linux.resources.hugepageLimits[]", "pageSize limit"),
-    **_rows("linux.resources.network", "classID priorities", WARNED, "not applied: ignored"),
-    "linux.resources.rdma.*": (WARNED, "not applied: ignored"),
+    **_rows("linux.resources.network", "classID priorities",
+            note="cgroup v1 net_cls, net_prio; refused where not mounted"),
+    "linux.resources.rdma.*": (SUPPORTED, "rdma controller; refused where not available"),
     "linux.resources.unified.*": (SUPPORTED, "cgroup v2 files; refused on a v1 host, as "
                                              "runc"),
     "linux.intelRdt": (REFUSED, "Intel RDT is not supported"),

@@ -586,3 +586,167 @@ def test_join_sub_puts_a_process_in_a_sub_cgroup(driver, start):
         join_sub(container, extra.pid, "sub", ["bogus"])
     container.destroy()      # the sub-cgroups, with a process, go too
     assert not any(os.path.exists(d) for d in dirs)
+
+
+# --------------------------------------------------------------------------
+# issue 13/14: more resources, update ordering, OOM events
+# --------------------------------------------------------------------------
+
+def cgroup_file(container, controller, name):
+    stash = container.stash["cgroups"]
+    d = stash["dirs"][controller] if "dirs" in stash else cgroup_dirs(container)[0]
+    return common.read(d, name).strip()
+
+
+def test_more_resource_fields_reach_their_files(driver, start):
+    if driver == "v1":
+        r = dict(cpu_quota=50000, cpu_period=100000, cpu_burst=20000, cpu_idle=1,
+                 cpu_rt_period=1000000, cpu_rt_runtime=10000, memory_swappiness=17,
+                 memory_use_hierarchy=True)
+        files = {("cpu", "cpu.cfs_burst_us"): "20000", ("cpu", "cpu.idle"): "1",
+                 ("cpu", "cpu.rt_period_us"): "1000000", ("cpu", "cpu.rt_runtime_us"): "10000",
+                 ("memory", "memory.swappiness"): "17", ("memory", "memory.use_hierarchy"): "1"}
+        for field, _, name in __import__("libcontainer.plugins.cgroups_v1",
+                                         fromlist=["_FILES"])._FILES:
+            if field in r and not os.path.exists(os.path.join(common.v1_mounts()["cpu" if
+                                                 field.startswith("cpu") else "memory"], name)):
+                pytest.skip(f"this kernel has no {name}")
+    else:
+        r = dict(cpu_quota=50000, cpu_period=100000, cpu_burst=20000, cpu_idle=1)
+        files = {("cpu", "cpu.max.burst"): "20000", ("cpu", "cpu.idle"): "1"}
+    container, _ = start(["sleep", "1000"], cgroup(driver, **r))
+    assert {k: cgroup_file(container, *k) for k in files} == files
+    # update: lower burst and quota together, whatever the order the kernel needs
+    container.set(configs.Resources(cpu_quota=10000, cpu_period=100000, cpu_burst=5000))
+    burst = ("cpu", "cpu.cfs_burst_us" if driver == "v1" else "cpu.max.burst")
+    assert cgroup_file(container, *burst) == "5000"
+
+
+@pytest.mark.parametrize("field, value, v1_has, v2_message", [
+    ("blkio_leaf_weight", 500, "blkio/blkio.leaf_weight", "cgroup v2 has no leaf weight"),
+    ("net_cls_classid", 0x100001, "net_cls", "cgroup v2 has no net_cls"),
+    ("net_prio_ifpriomap", {"lo": 3}, "net_prio", "cgroup v2 has no net_prio"),
+    ("rdma", {"mlx5_0": {"hcaHandles": 2}}, "rdma", None),
+    ("unified", {"memory.high": "max"}, None, None),
+    ("memory_swappiness", 10, "memory/memory.swappiness", "no per-cgroup swappiness"),
+    ("cpu_rt_runtime", 1000, "cpu/cpu.rt_runtime_us", "no real-time group scheduling"),
+])
+def test_fields_the_host_cannot_serve_are_refused_by_name(driver, factory, make_config, field,
+                                                          value, v1_has, v2_message):
+    """One line naming the field, from factory.create: nothing is made."""
+    if driver == "v1" and v1_has and os.path.exists(os.path.join(common.ROOT, v1_has)):
+        pytest.skip(f"this host has {v1_has}")
+    if driver == "v2" and (v2_message is None and field != "rdma" or field == "rdma" and "rdma"
+                           in common.read(common.ROOT, "cgroup.controllers")):
+        pytest.skip(f"{field} works on cgroup v2 here")
+    cg = cgroup(driver, **{field: value})
+    with pytest.raises(ConfigError) as info:
+        factory.create(unique(), make_config(cgroups=cg))
+    message = str(info.value)
+    assert message.startswith(f"cgroups.resources.{field}") and "\n" not in message
+    if field == "unified":
+        assert "invalid configuration" in message
+    elif driver == "v2":
+        assert v2_message in message
+
+
+def test_update_memory_unlimited_lifts_swap_and_check_before_update(driver, start):
+    swap = driver == "v2" or common.read(common.v1_mounts()["memory"],
+                                         "memory.memsw.limit_in_bytes") is not None
+    r = dict(memory=64 * MB, memory_swap=128 * MB) if swap else dict(memory=64 * MB)
+    container, _ = start(["sh", "-c", "dd if=/dev/zero of=/dev/shm/f bs=1M count=8; "
+                          "exec sleep 1000"], cgroup(driver, **r))
+    eventually(lambda: container.stats()["memory"]["usage"] >= 8 * MB, what="8 MiB charged")
+    with pytest.raises(LibcontainerError, match=r"^cgroups\.resources\.memory_check_before_"
+                                                r"update: the new memory limit 4194304 is "
+                                                r"below the current usage"):
+        container.set(configs.Resources(memory=4 * MB, memory_check_before_update=True))
+    container.set(configs.Resources(memory=-1))
+    m = container.stats()["memory"]
+    assert m["limit"] is None and (m["swap_limit"] is None or not swap)
+    if swap and driver == "v1":
+        assert common.v1_limit(int(cgroup_file(container, "memory",
+                                               "memory.memsw.limit_in_bytes"))) is None
+
+
+def test_period_shortened_under_a_parent_quota(driver, factory, make_config):
+    """The new period alone would exceed the parent's quota with the old
+    quota: the kernel needs the quota first."""
+    parent = "/" + unique("quota")
+    d = os.path.join(common.v1_mounts()["cpu"] if driver == "v1" else common.ROOT,
+                     parent.lstrip("/"))
+    os.mkdir(d)
+    container = None
+    try:
+        if driver == "v1":
+            common.write(d, "cpu.cfs_quota_us", 100000, "test")
+        else:
+            common.write(d, "cpu.max", "100000 100000", "test")
+        cg = configs.Cgroup(path=f"{parent}/c", driver=driver,
+                            resources=configs.Resources(cpu_quota=50000, cpu_period=100000))
+        container = factory.create(unique(), make_config(cgroups=cg))
+        container.start(libcontainer.Process(args=["sleep", "1000"]))
+        container.set(configs.Resources(cpu_quota=5000, cpu_period=10000))
+        if driver == "v1":
+            assert (cgroup_file(container, "cpu", "cpu.cfs_quota_us"),
+                    cgroup_file(container, "cpu", "cpu.cfs_period_us")) == ("5000", "10000")
+        else:
+            assert cgroup_file(container, "cpu", "cpu.max") == "5000 10000"
+    finally:
+        if container is not None:
+            container.destroy()
+        os.rmdir(d)
+
+
+@pytest.mark.skipif(not V1_HOST, reason="pyrunc here runs the v1 driver")
+def test_pyrunc_update_rt_burst_idle_and_events_report_oom(tmp_path, rootfs):
+    import subprocess
+    pyrunc = os.path.join(os.path.dirname(os.sys.executable), "pyrunc")
+    root = str(tmp_path / "state")
+    cid = unique()
+    bundle = tmp_path / cid
+    bundle.mkdir()
+    os.symlink(rootfs, bundle / "rootfs")
+    from libcontainer import specconv
+    spec = specconv.default_spec()
+    # dd's 64 MiB buffer is OOM-killed under 32 MiB; the shell lives on
+    spec["process"].update(terminal=False, args=[
+        "sh", "-c", "while :; do dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; "
+        "sleep 0.5; done"])
+    spec["linux"]["cgroupsPath"] = f"/{cid}"
+    spec["linux"]["resources"] = {"memory": {"limit": 32 * MB}}
+    (bundle / "config.json").write_text(json.dumps(spec))
+
+    def call(*args):
+        return subprocess.run([pyrunc, "--root", root, *args], capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
+    # the detached container keeps the runtime's stdio: no pipes there
+    r = subprocess.run([pyrunc, "--root", root, "run", "--detach", "--bundle", str(bundle), cid],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60)
+    assert r.returncode == 0
+    try:
+        r = call("update", "--cpu-rt-period", "1000000", "--cpu-rt-runtime", "20000",
+                 "--cpu-burst", "0", "--cpu-idle", "0", "--memory", "-1", cid)
+        assert r.returncode == 0, r.stderr
+        cpu = os.path.join(common.v1_mounts()["cpu"], cid)
+        assert common.read(cpu, "cpu.rt_runtime_us").strip() == "20000"
+        mem = os.path.join(common.v1_mounts()["memory"], cid)
+        assert common.v1_limit(common.read_int(mem, "memory.limit_in_bytes")) is None
+        assert call("update", "--memory", "32M", cid).returncode == 0
+        events = subprocess.Popen([pyrunc, "--root", root, "events", "--interval", "1s", cid],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            kinds = []
+            for line in events.stdout:
+                record = json.loads(line)
+                kinds.append(record["type"])
+                assert record["id"] == cid
+                if "oom" in kinds and "stats" in kinds:
+                    break
+        finally:
+            events.kill()
+            events.wait()
+        assert "oom" in kinds
+    finally:
+        call("delete", "--force", cid)

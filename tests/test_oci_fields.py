@@ -463,10 +463,14 @@ def _full_spec():
     dev = {"major": 1, "minor": 1}
     lx["resources"] = {
         "devices": [{"allow": False, "type": "a", "major": 1, "minor": 1, "access": "rwm"}],
-        "memory": {"limit": 1, "reservation": 1, "swap": 1, "disableOOMKiller": False},
-        "cpu": {"shares": 1, "quota": 1, "period": 1, "cpus": "0", "mems": "0"},
+        "memory": {"limit": 1, "reservation": 1, "swap": 1, "disableOOMKiller": False,
+                   "swappiness": 1, "useHierarchy": True, "checkBeforeUpdate": True},
+        "cpu": {"shares": 1, "quota": 1, "period": 1, "cpus": "0", "mems": "0", "burst": 1,
+                "idle": 0, "realtimePeriod": 1, "realtimeRuntime": 1},
         "pids": {"limit": 1}, "unified": {"a": "b"},
-        "blockIO": {"weight": 1, "weightDevice": [dict(dev, weight=1)],
+        "network": {"classID": 1, "priorities": [{"name": "lo", "priority": 1}]},
+        "rdma": {"mlx5_0": {"hcaHandles": 1, "hcaObjects": 1}},
+        "blockIO": {"weight": 1, "leafWeight": 10, "weightDevice": [dict(dev, weight=1)],
                     **{k: [dict(dev, rate=1)] for k in
                        ("throttleReadBpsDevice", "throttleWriteBpsDevice",
                         "throttleReadIOPSDevice", "throttleWriteIOPSDevice")}},

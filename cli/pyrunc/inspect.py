@@ -87,16 +87,29 @@ def events(rt, o, args):
     cid = need_id(args, "events")
     interval = parse_duration(o.interval)
     container = rt.load(cid)
+    ooms = None         # OOM kills seen: each new one is an "oom" record, as runc's
+    next_stats = 0.0
     while True:
         if container.status() == STOPPED:
             if o.stats:
                 raise LibcontainerError("container not running")
             return 0
-        record = {"type": "stats", "id": cid, "data": runc_stats(container.stats())}
-        print(json.dumps(record, separators=(",", ":")), flush=True)
+        stats = container.stats()
+        kills = (stats.get("memory") or {}).get("oom_kills", 0)
+        if ooms is not None and kills > ooms:
+            _emit({"type": "oom", "id": cid})
+        ooms = kills
+        if time.monotonic() >= next_stats:
+            _emit({"type": "stats", "id": cid, "data": runc_stats(stats)})
+            next_stats = time.monotonic() + interval
         if o.stats:
             return 0
-        time.sleep(interval)
+        # the OOM kill counter is polled between stats records
+        time.sleep(min(interval, 0.2))
+
+
+def _emit(record):
+    print(json.dumps(record, separators=(",", ":")), flush=True)
 
 
 def parse_duration(text):

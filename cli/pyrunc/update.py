@@ -13,6 +13,8 @@ _UPDATE_FLAGS = (  # flag, Resources field, kind
     ("kernel-memory", "kernel_memory", "bytes"), ("memory", "memory", "bytes"),
     ("memory-reservation", "memory_reservation", "bytes"),
     ("memory-swap", "memory_swap", "bytes"), ("pids-limit", "pids_limit", int),
+    ("cpu-rt-period", "cpu_rt_period", int), ("cpu-rt-runtime", "cpu_rt_runtime", int),
+    ("cpu-burst", "cpu_burst", int), ("cpu-idle", "cpu_idle", int),
 )
 
 
@@ -20,8 +22,6 @@ _UPDATE_FLAGS = (  # flag, Resources field, kind
          Opt("resources r", "value", None, "an OCI LinuxResources JSON file (- for stdin)",
              "FILE"),
          *(Opt(flag, "value", None, f"set {field}", "VALUE") for flag, field, _ in _UPDATE_FLAGS),
-         Opt("cpu-rt-period", "value", None, "not supported"),
-         Opt("cpu-rt-runtime", "value", None, "not supported"),
          Opt("kernel-memory-tcp", "value", None, "not supported"),
          Opt("l3-cache-schema", "value", None, "not supported"),
          Opt("mem-bw-schema", "value", None, "not supported"))
@@ -29,14 +29,13 @@ def update(rt, o, args):
     """Change the resource limits of a running container."""
     from libcontainer import specconv
     cid = need_id(args, "update")
-    for flag in ("cpu_rt_period", "cpu_rt_runtime", "kernel_memory_tcp", "l3_cache_schema",
-                 "mem_bw_schema"):
+    for flag in ("kernel_memory_tcp", "l3_cache_schema", "mem_bw_schema"):
         if getattr(o, flag) is not None:
             raise UsageError(f"--{flag.replace('_', '-')}: not supported by {PROG}")
     container = rt.load(cid)
     if container.config.cgroups is None:
         raise LibcontainerError(f"container {cid} has no cgroup to update")
-    resources = container.config.cgroups.resources
+    resources, res = container.config.cgroups.resources, {}
     if o.resources:
         source = "resources" if o.resources == "-" else os.path.basename(o.resources)
         res = read_json(o.resources, source)
@@ -50,6 +49,10 @@ def update(rt, o, args):
         value = getattr(o, flag.replace("-", "_"))
         if value is not None:
             setattr(resources, field, _update_value(flag, value, kind))
+    swap_given = o.memory_swap is not None or \
+        (o.resources and "swap" in (res.get("memory") or {}))
+    if resources.memory == -1 and not swap_given:
+        resources.memory_swap = -1      # unlimited memory lifts the swap limit (runc)
     container.set(resources)
 
 

@@ -134,6 +134,21 @@ def _check_values(cg):
                               f"size like 2MB or 1GB")
         if h.limit < 0:
             raise ConfigError(f"{R}hugetlb_limit[{i}].limit: {h.limit} is negative")
+    for field, low, high in (("cpu_burst", 0, 1 << 63), ("cpu_idle", 0, 1),
+                             ("cpu_rt_period", 0, 1 << 63), ("cpu_rt_runtime", -1, 1 << 63),
+                             ("memory_swappiness", 0, 100), ("net_cls_classid", 0, 1 << 32)):
+        value = getattr(r, field)
+        if value is not None and not low <= value <= high:
+            raise ConfigError(f"{R}{field}: {value} is outside {low}-{high}")
+    if r.blkio_leaf_weight and not 10 <= r.blkio_leaf_weight <= 1000:
+        raise ConfigError(f"{R}blkio_leaf_weight: {r.blkio_leaf_weight} is outside 10-1000")
+    for name, prio in r.net_prio_ifpriomap.items():
+        if not name or "/" in name or " " in name or prio < 0:
+            raise ConfigError(f"{R}net_prio_ifpriomap.{name}: not an interface and a priority")
+    for dev, limits in r.rdma.items():
+        if not dev or " " in dev or not limits or set(limits) - {"hcaHandles", "hcaObjects"}:
+            raise ConfigError(f"{R}rdma.{dev}: expected a device with hcaHandles and/or "
+                              f"hcaObjects")
     for key in r.unified:
         if not _UNIFIED_KEY.match(key) or key in ("cgroup.procs", "cgroup.threads",
                                                   "cgroup.subtree_control", "cgroup.kill"):
@@ -175,6 +190,9 @@ def libcontainer_pre_clone(container, process):
     container.stash[STASH] = manager.stash()
     container.save()
     try:
+        manager.claim()     # saved again once it is the container's: teardown may then kill
+        container.stash[STASH] = manager.stash()
+        container.save()
         manager.apply(cg)
     finally:
         container.stash[STASH] = manager.stash()

@@ -129,11 +129,25 @@ V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "b
                   "pids", "hugetlb", "net_cls", "net_prio", "perf_event", "rdma", "misc")
 
 
+# fields whose 0 (or False) is a value to write: None leaves them alone
+OPTIONAL = ("cpu_burst", "cpu_idle", "memory_swappiness", "memory_use_hierarchy")
+
+
+def is_set(resources, field):
+    value = getattr(resources, field)
+    return value is not None if field in OPTIONAL else bool(value)
+
+
 def controllers_needed(cgroup, v2=False):
     """{controller: the config field that needs it}."""
     r = cgroup.resources
     need = {}
-    for field, ctrl in (("memory", "memory"), ("memory_reservation", "memory"),
+    for field, ctrl in (("cpu_burst", "cpu"), ("cpu_idle", "cpu"), ("cpu_rt_period", "cpu"),
+                        ("cpu_rt_runtime", "cpu"), ("memory_swappiness", "memory"),
+                        ("memory_use_hierarchy", "memory"),
+                        ("blkio_leaf_weight", "io" if v2 else "blkio"),
+                        ("net_cls_classid", "net_cls"), ("net_prio_ifpriomap", "net_prio"),
+                        ("rdma", "rdma"), ("memory", "memory"), ("memory_reservation", "memory"),
                         ("memory_swap", "memory"), ("oom_kill_disable", "memory"),
                         ("cpu_shares", "cpu"), ("cpu_weight", "cpu"), ("cpu_quota", "cpu"),
                         ("cpu_period", "cpu"), ("cpuset_cpus", "cpuset"),
@@ -145,7 +159,7 @@ def controllers_needed(cgroup, v2=False):
                         ("blkio_throttle_read_iops_device", "io" if v2 else "blkio"),
                         ("blkio_throttle_write_iops_device", "io" if v2 else "blkio"),
                         ("hugetlb_limit", "hugetlb")):
-        if getattr(r, field) and ctrl not in need:
+        if is_set(r, field) and ctrl not in need:
             need[ctrl] = f"cgroups.resources.{field}"
     if not v2 and not cgroup.allow_all_devices:
         need.setdefault("devices", "cgroups.allowed_devices")
@@ -413,6 +427,14 @@ def swap_to_v2(memory_swap, memory):
     if memory_swap == -1:
         return "max"
     return max(memory_swap - memory, 0)
+
+
+def rdma_lines(rdma):
+    """[(device, "dev hca_handle=N hca_object=M")] for rdma.max."""
+    keys = (("hcaHandles", "hca_handle"), ("hcaObjects", "hca_object"))
+    return [(dev, " ".join([dev] + [f"{name}={limits[key]}" for key, name in keys
+                                    if key in limits]))
+            for dev, limits in sorted(rdma.items())]
 
 
 def fmt_limit(value, v2):

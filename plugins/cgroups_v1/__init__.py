@@ -14,6 +14,15 @@ NAME = "v1"
 R = "cgroups.resources."
 
 
+# fields that need a file not every kernel has: checked before anything is made
+_FILES = (("cpu_burst", "cpu", "cpu.cfs_burst_us"), ("cpu_idle", "cpu", "cpu.idle"),
+          ("cpu_rt_period", "cpu", "cpu.rt_period_us"),
+          ("cpu_rt_runtime", "cpu", "cpu.rt_runtime_us"),
+          ("memory_swappiness", "memory", "memory.swappiness"),
+          ("memory_use_hierarchy", "memory", "memory.use_hierarchy"),
+          ("blkio_leaf_weight", "blkio", "blkio.leaf_weight"))
+
+
 class Driver:
     name = NAME
 
@@ -30,6 +39,12 @@ class Driver:
             if ctrl not in mounted:
                 raise ConfigError(f"{field}: the {ctrl} cgroup controller is not mounted "
                                   f"on this host")
+        for field, ctrl, name in _FILES:
+            if common.is_set(cgroup.resources, field) and \
+                    not os.path.exists(os.path.join(mounted[ctrl][0], name)):
+                why = " (no real-time group scheduling: CONFIG_RT_GROUP_SCHED)" \
+                    if name.startswith("cpu.rt_") else ""
+                raise ConfigError(f"{R}{field}: this kernel has no {name}{why}")
 
     def new(self, path):
         dirs = {}
@@ -43,6 +58,24 @@ class Driver:
     def load(self, stash):
         return Manager(stash["path"], stash["dirs"], stash.get("created", []),
                        stash.get("owned", True))
+
+
+def _pair(d, first, second):
+    """Write two dependent settings (period, then quota or runtime), 0
+    meaning unset. The kernel checks each write against the other's current
+    value, so when the first is refused (a shorter period under the old
+    quota) the second goes first and the first is tried again, as runc."""
+    if first[1]:
+        try:
+            write(d, *first)
+            first = None
+        except CgroupError:
+            if not second[1]:
+                raise
+    if second[1]:
+        write(d, *second)
+    if first and first[1]:
+        write(d, *first)
 
 
 def _writable(d):
@@ -72,6 +105,18 @@ class Manager:
     # -- creating -------------------------------------------------------------
     def apply(self, cgroup):
         """Create the directories, then write resources and device rules."""
+        if not self.owned:
+            self.claim()
+        if "cpuset" in self.dirs:
+            self._init_cpuset()
+        self._resources(cgroup.resources, update=False)
+        self._devices(cgroup)
+
+    def claim(self):
+        """Make the directories, or take over existing ones only if no
+        process is in their subtree and they are not frozen (runc's rule);
+        then they are the container's (``owned``) and remove() may kill what
+        is in them."""
         freezer = self.dirs.get("freezer")
         for d in self._unique_dirs():
             if os.path.isdir(d):
@@ -82,10 +127,6 @@ class Manager:
         if freezer and _frozen(freezer):       # a frozen parent freezes its new child
             raise CgroupError(f"cgroups.path: container's cgroup {freezer} is unexpectedly "
                               f"frozen")
-        if "cpuset" in self.dirs:
-            self._init_cpuset()
-        self._resources(cgroup.resources, update=False)
-        self._devices(cgroup)
 
     def _init_cpuset(self):
         # a new v1 cpuset starts empty: copy cpus and mems down from the parent
@@ -109,8 +150,20 @@ class Manager:
             raise CgroupError(R + "unified: invalid configuration: cannot use unified on "
                               "cgroup v1")
         mem = self.dirs.get("memory")
+        if r.memory_check_before_update and update and r.memory > 0:
+            usage = common.read_int(mem, "memory.usage_in_bytes", 0)
+            if r.memory < usage:
+                raise CgroupError(f"{R}memory_check_before_update: the new memory limit "
+                                  f"{r.memory} is below the current usage {usage}")
         if r.memory or r.memory_swap:
-            self._memory(r.memory, r.memory_swap)
+            # unlimited memory lifts the swap limit too, unless it is given (runc)
+            swap = -1 if r.memory == -1 and not r.memory_swap else r.memory_swap
+            self._memory(r.memory, swap)
+        if r.memory_swappiness is not None:
+            write(mem, "memory.swappiness", r.memory_swappiness, R + "memory_swappiness")
+        if r.memory_use_hierarchy is not None:
+            write(mem, "memory.use_hierarchy", int(r.memory_use_hierarchy),
+                  R + "memory_use_hierarchy")
         if r.memory_reservation:
             write(mem, "memory.soft_limit_in_bytes", r.memory_reservation,
                   R + "memory_reservation")
@@ -122,10 +175,22 @@ class Manager:
             write(cpu, "cpu.shares", r.cpu_shares, R + "cpu_shares")
         elif r.cpu_weight:
             write(cpu, "cpu.shares", common.weight_to_shares(r.cpu_weight), R + "cpu_weight")
-        if r.cpu_period:
-            write(cpu, "cpu.cfs_period_us", r.cpu_period, R + "cpu_period")
-        if r.cpu_quota:
-            write(cpu, "cpu.cfs_quota_us", r.cpu_quota, R + "cpu_quota")
+        cfs = (("cpu.cfs_period_us", r.cpu_period, R + "cpu_period"),
+               ("cpu.cfs_quota_us", r.cpu_quota, R + "cpu_quota"))
+        try:
+            _pair(cpu, *cfs)
+        except CgroupError:
+            if r.cpu_burst is None:
+                raise
+            # the burst may not exceed the quota: lower it first, then again
+            write(cpu, "cpu.cfs_burst_us", r.cpu_burst, R + "cpu_burst")
+            _pair(cpu, *cfs)
+        if r.cpu_burst is not None:
+            write(cpu, "cpu.cfs_burst_us", r.cpu_burst, R + "cpu_burst")
+        _pair(cpu, ("cpu.rt_period_us", r.cpu_rt_period, R + "cpu_rt_period"),
+              ("cpu.rt_runtime_us", r.cpu_rt_runtime, R + "cpu_rt_runtime"))
+        if r.cpu_idle is not None:
+            write(cpu, "cpu.idle", r.cpu_idle, R + "cpu_idle")
         cpuset = self.dirs.get("cpuset")
         if r.cpuset_cpus:
             write(cpuset, "cpuset.cpus", r.cpuset_cpus, R + "cpuset_cpus")
@@ -138,6 +203,14 @@ class Manager:
         for h in r.hugetlb_limit:
             write(self.dirs.get("hugetlb"), f"hugetlb.{h.page_size}.limit_in_bytes", h.limit,
                   R + "hugetlb_limit")
+        if r.net_cls_classid:
+            write(self.dirs.get("net_cls"), "net_cls.classid", r.net_cls_classid,
+                  R + "net_cls_classid")
+        for name, prio in r.net_prio_ifpriomap.items():
+            write(self.dirs.get("net_prio"), "net_prio.ifpriomap", f"{name} {prio}",
+                  R + "net_prio_ifpriomap")
+        for dev, line in common.rdma_lines(r.rdma):
+            write(self.dirs.get("rdma"), "rdma.max", line, f"{R}rdma.{dev}")
 
     def _memory(self, limit, swap):
         d = self.dirs.get("memory")
@@ -163,6 +236,8 @@ class Manager:
 
     def _blkio(self, r):
         d = self.dirs.get("blkio")
+        if r.blkio_leaf_weight:
+            write(d, "blkio.leaf_weight", r.blkio_leaf_weight, R + "blkio_leaf_weight")
         if r.blkio_weight or r.blkio_weight_device:
             prefix = "blkio." if os.path.exists(os.path.join(d or "", "blkio.weight")) \
                 else "blkio.bfq."

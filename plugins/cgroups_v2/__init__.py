@@ -12,6 +12,18 @@ NAME = "v2"
 R = "cgroups.resources."
 
 
+# v1-only settings, refused by name (runc has no v2 mapping for them either)
+_REFUSED = (
+    ("cpu_rt_period", "cgroup v2 has no real-time group scheduling (cpu.rt_period_us)"),
+    ("cpu_rt_runtime", "cgroup v2 has no real-time group scheduling (cpu.rt_runtime_us)"),
+    ("memory_swappiness", "cgroup v2 has no per-cgroup swappiness"),
+    ("memory_use_hierarchy", "cgroup v2 is always hierarchical (only true is accepted)"),
+    ("blkio_leaf_weight", "cgroup v2 has no leaf weight (blkio.leaf_weight)"),
+    ("net_cls_classid", "cgroup v2 has no net_cls controller"),
+    ("net_prio_ifpriomap", "cgroup v2 has no net_prio controller"),
+)
+
+
 class Driver:
     name = NAME
 
@@ -29,6 +41,10 @@ class Driver:
                 raise ConfigError(f"{field}: the {ctrl} cgroup controller is not available "
                                   f"on this host")
         r = cgroup.resources
+        for field, why in _REFUSED:
+            if common.is_set(r, field) and not (field == "memory_use_hierarchy"
+                                                and r.memory_use_hierarchy):
+                raise ConfigError(f"{R}{field}: {why}")
         if r.memory_swap > 0 and r.memory <= 0:
             raise ConfigError(f"{R}memory_swap: needs {R}memory on cgroup v2 "
                               f"(swap = memory_swap - memory)")
@@ -59,7 +75,8 @@ class Manager:
 
     # -- creating -------------------------------------------------------------
     def apply(self, cgroup):
-        self.claim()
+        if not self.owned:
+            self.claim()
         self._enable_controllers()
         self._resources(cgroup.resources, update=False)
         rules = common.device_rules(cgroup)
@@ -106,6 +123,14 @@ class Manager:
 
     def _resources(self, r, update):
         d = self.dir
+        if r.memory_check_before_update and update and r.memory > 0:
+            usage = common.read_int(d, "memory.current", 0)
+            if r.memory < usage:
+                raise CgroupError(f"{R}memory_check_before_update: the new memory limit "
+                                  f"{r.memory} is below the current usage {usage}")
+        if r.memory == -1 and not r.memory_swap and \
+                os.path.exists(os.path.join(d, "memory.swap.max")):
+            write(d, "memory.swap.max", "max", R + "memory")    # unlimited: swap too (runc)
         if r.memory:
             write(d, "memory.max", common.fmt_limit(r.memory, True), R + "memory")
         if r.memory_reservation:
@@ -124,8 +149,20 @@ class Manager:
             if r.cpu_quota:
                 quota = "max" if r.cpu_quota == -1 else r.cpu_quota
             period = r.cpu_period or period
-            write(d, "cpu.max", f"{quota} {period}",
-                  R + ("cpu_quota" if r.cpu_quota else "cpu_period"))
+            try:
+                write(d, "cpu.max", f"{quota} {period}",
+                      R + ("cpu_quota" if r.cpu_quota else "cpu_period"))
+            except CgroupError:
+                if r.cpu_burst is None:
+                    raise
+                # the burst may not exceed the quota: lower it first, then again
+                write(d, "cpu.max.burst", r.cpu_burst, R + "cpu_burst")
+                write(d, "cpu.max", f"{quota} {period}",
+                      R + ("cpu_quota" if r.cpu_quota else "cpu_period"))
+        if r.cpu_burst is not None:
+            write(d, "cpu.max.burst", r.cpu_burst, R + "cpu_burst")
+        if r.cpu_idle is not None:
+            write(d, "cpu.idle", r.cpu_idle, R + "cpu_idle")
         if r.cpuset_cpus:
             write(d, "cpuset.cpus", r.cpuset_cpus, R + "cpuset_cpus")
         if r.cpuset_mems:
@@ -135,6 +172,8 @@ class Manager:
         self._io(r)
         for h in r.hugetlb_limit:
             write(d, f"hugetlb.{h.page_size}.max", h.limit, R + "hugetlb_limit")
+        for dev, line in common.rdma_lines(r.rdma):
+            write(d, "rdma.max", line, f"{R}rdma.{dev}")
         for key, value in sorted(r.unified.items()):
             write(d, key, value, f"{R}unified.{key}")
 

@@ -158,6 +158,17 @@ def test_pod_lifecycle(node, handler, tmp_path):
             assert status.state == 0 and status.runtime_handler == handler, status
             assert status.network.ip.startswith(node.subnet_prefix + "."), status.network
 
+        with step("an init container runs to completion: exited 0, Completed"):
+            init = cri.CreateContainer(
+                pod_sandbox_id=pod, sandbox_config=sandbox,
+                config=container_config("init", "echo init done", 16 << 20, "init.log")
+            ).container_id
+            cri.StartContainer(container_id=init)
+            status = wait_for(lambda: (s := cri.ContainerStatus(container_id=init).status)
+                              .state == 2 and s, what="the init container to exit")
+            assert (status.exit_code, status.reason) == (0, "Completed"), status
+            cri.RemoveContainer(container_id=init)
+
         server_config = container_config(
             "server", SERVER, MEMORY, "server.log", working_dir="/tmp",
             envs=[{"key": "GREETING", "value": "hello-cri"}],
@@ -295,13 +306,17 @@ def test_pod_lifecycle(node, handler, tmp_path):
             status = cri.ContainerStatus(container_id=sidecar).status
             assert (status.state, status.exit_code) == (2, 137), status
 
+        with step("StopContainer again (the kubelet retries): no error"):
+            cri.StopContainer(container_id=sidecar, timeout=1)
+
         with step("RemoveContainer", fatal=True):
             for c in (server, sidecar, job):
                 cri.RemoveContainer(container_id=c)
             assert not cri.ListContainers(filter={"pod_sandbox_id": pod}).containers
 
-        with step("StopPodSandbox + RemovePodSandbox", fatal=True):
+        with step("StopPodSandbox (twice) + RemovePodSandbox", fatal=True):
             cri.StopPodSandbox(pod_sandbox_id=pod)
+            cri.StopPodSandbox(pod_sandbox_id=pod)      # idempotent, as the kubelet expects
             cri.RemovePodSandbox(pod_sandbox_id=pod)
             pod = None
 

@@ -19,6 +19,8 @@ from libcontainer.linux import caps
 from conftest import capture, unique
 
 NS = ["NEWNS", "NEWUTS", "NEWIPC", "NEWPID", "NEWNET"]
+PYRUNC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv",
+                      "bin", "pyrunc")
 
 
 @pytest.fixture
@@ -207,6 +209,29 @@ def test_read_only_dev_tmpfs(rootfs, started):
     assert "ro-ok" in out and "Read-only file system" in out
 
 
+def test_read_only_dev_as_runc(rootfs, tmp_path):
+    from libcontainer import specconv
+    spec = specconv.default_spec()
+    spec["root"] = {"path": rootfs, "readonly": True}
+    spec["process"].update(terminal=False, args=[
+        "sh", "-c", "ls /dev; touch /dev/x; grep -o ' /dev [^ ]*' /proc/self/mountinfo"])
+    spec["linux"].pop("resources")
+    for m in spec["mounts"]:
+        if m["destination"] == "/dev":
+            m["options"].append("ro")
+    (tmp_path / "config.json").write_text(__import__("json").dumps(spec))
+    outputs = []
+    for runtime in (PYRUNC, "/usr/sbin/runc"):
+        cid = unique()
+        r = subprocess.run([runtime, "--root", str(tmp_path / f"state-{len(outputs)}"), "run",
+                            "--bundle", str(tmp_path), cid], capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=60)
+        outputs.append((r.stdout, [line for line in r.stderr.splitlines()
+                                   if "level=warning" not in line]))
+    assert outputs[0] == outputs[1]
+    assert " /dev ro,nosuid" in outputs[0][0] and "null" in outputs[0][0].split()
+
+
 @pytest.mark.parametrize("userns", [False, True])
 def test_no_pivot_leaves_no_full_proc_to_mount(rootfs, factory, userns):
     """With --no-pivot the host's /proc stayed in the container's mount
@@ -281,11 +306,10 @@ def test_user_database_that_never_ends_is_ignored(rootfs_copy, tmp_path):
     spec["linux"].pop("resources")
     (tmp_path / "config.json").write_text(__import__("json").dumps(spec))
     root, cid = str(tmp_path / "state"), unique()
-    pyrunc = os.path.join(os.path.dirname(os.path.dirname(__file__)), ".venv", "bin", "pyrunc")
     try:
-        r = subprocess.run([pyrunc, "--root", root, "run", "--bundle", str(tmp_path), cid],
+        r = subprocess.run([PYRUNC, "--root", root, "run", "--bundle", str(tmp_path), cid],
                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
     finally:
-        subprocess.run([pyrunc, "--root", root, "delete", "--force", cid], capture_output=True)
+        subprocess.run([PYRUNC, "--root", root, "delete", "--force", cid], capture_output=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["Uid:", *["1000"] * 4, "Gid:", *["1000"] * 4, "Groups:"]

@@ -104,3 +104,28 @@ def test_every_hook_is_called(state_root, make_config):
     if not freezer:     # only a cgroup plugin makes a container really pausable
         expected -= {"libcontainer_freeze", "libcontainer_thaw", "libcontainer_update"}
     assert sorted(expected - called) == []
+
+
+INIT_ORDER = ["pre_clone", "enter_namespaces", "post_clone", "runtime_ready",
+              "finish_namespaces", "setup_mounts", "setup_devices", "rootfs_ready", "enter_rootfs",
+              "setup_environment", "setup_limits", "setup_identity", "setup_privileges", "seal",
+              "pre_exec", "post_start"]
+
+
+def test_phases_run_in_order(state_root, make_config):
+    """The core's order (core/spawn.py): runtime_ready once every post_clone
+    is done, and pre_exec after the seal."""
+    r, w = os.pipe()
+    factory = libcontainer.new(state_root)
+    factory.plugin_manager.register(Recorder(w), "recorder")
+    container = factory.create(unique(), make_config())
+    try:
+        p = libcontainer.Process(args=["/bin/true"], extra_fds=[w])
+        container.start(p)
+        assert p.wait() == 0
+    finally:
+        container.destroy()
+    os.close(w)
+    with os.fdopen(r) as f:
+        called = [n.removeprefix("libcontainer_") for n in f.read().split()]
+    assert [n for n in called if n in INIT_ORDER] == INIT_ORDER

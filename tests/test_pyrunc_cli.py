@@ -215,7 +215,7 @@ def test_exec_exit_status_as_runc(pyrunc, runc):
     assert "pyrunc: exec failed: cannot exec in a paused container (use --ignore-paused " \
            "to override)" in lines
     assert "pyrunc: exec failed: cannot exec in a stopped container" in lines
-    assert any("is not a sub cgroup path" in line for line in lines)
+    assert any(re.search("not a sub.cgroup path", line) for line in lines), lines
     assert any("unknown controller 'nosuchctl'" in line for line in lines)
     assert codes(runc.up()(EXEC_SCRIPT)[1]) == mine
 
@@ -403,10 +403,11 @@ def test_sysctl_check_sees_the_netns_network(state_root, make_config):
 def test_a_disabled_confinement_plugin_fails_closed(pyrunc, plugin, edit):
     """LIBCONTAINER_DISABLE_PLUGINS in a daemon's environment used to run
     the container without the disabled confinement."""
+    spec = json.loads((pyrunc.bundle / "config.json").read_text())
+    spec["process"]["args"] = ["true"]
     if edit:
-        spec = json.loads((pyrunc.bundle / "config.json").read_text())
         edit(spec)
-        (pyrunc.bundle / "config.json").write_text(json.dumps(spec))
+    (pyrunc.bundle / "config.json").write_text(json.dumps(spec))
     rc, out, err = pyrunc('$RT run --bundle "$B" "$C" </dev/null; echo rc=$?',
                           env={"LIBCONTAINER_DISABLE_PLUGINS": plugin})
     assert codes(out)["rc"] == "1"

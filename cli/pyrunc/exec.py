@@ -38,7 +38,7 @@ def exec_(rt, o, args):
     if not args:
         raise UsageError('"exec" requires a minimum of 1 argument(s)')
     cid, cmd = args[0], args[1:]
-    sub_cgroups = _parse_cgroups(o.cgroup)
+    sub_cgroup = _sub_cgroup(o.cgroup)
     container = rt.load(cid)
     status = container.status()
     if status == STOPPED:
@@ -60,8 +60,8 @@ def exec_(rt, o, args):
         process.apparmor_profile = o.apparmor
     if o.process_label is not None:
         process.process_label = o.process_label
-    if sub_cgroups:
-        _join_sub_cgroups(container, sub_cgroups)
+    # joined by the cgroups plugin instead of the container's own cgroup
+    process.sub_cgroup = sub_cgroup
     check_console(process.tty, o.console_socket, o.detach)
     terminal_size_for(process, o.console_socket)
     process.extra_fds, process.env = passed_fds(o.preserve_fds, process.env)
@@ -113,70 +113,20 @@ def _exec_spec(container, cmd, o):
     return p
 
 
-def _parse_cgroups(values):
-    """--cgroup [CONTROLLER[,CONTROLLER]:]PATH (repeatable) -> {controller:
-    path}; "" is every controller, allowed alone only (as runc)."""
-    out = {}
+def _sub_cgroup(values):
+    """--cgroup [CONTROLLER[,CONTROLLER]:]PATH (repeatable, as runc) -> the
+    one value the cgroups plugin takes (Process.sub_cgroup), or None."""
+    paths, controllers = set(), []
     for value in values:
         parts = value.split(":")
         if len(parts) > 2 or not parts[-1]:
             raise UsageError(f"invalid --cgroup argument: {value}")
         if len(parts) == 1 and len(values) > 1:
             raise UsageError(f"invalid --cgroup argument: {value} (missing CONTROLLER: prefix)")
-        for controller in (parts[0].split(",") if len(parts) == 2 else [""]):
-            out[controller] = parts[-1]
-    return out
-
-
-def _join_sub_cgroups(container, paths):
-    """The process goes into sub-cgroups of the container's, which must
-    exist: moved there once the cgroups plugin put it in the container's
-    cgroup, before it runs anything (the runtime_ready phase)."""
-    from libcontainer import hookimpl
-    dirs = _sub_cgroup_dirs(container, paths)
-
-    class SubCgroups:
-        @hookimpl
-        def libcontainer_runtime_ready(self, process, pid):
-            if process.init:
-                return
-            for d in dirs:
-                try:
-                    with open(os.path.join(d, "cgroup.procs"), "w") as f:
-                        f.write(str(pid))
-                except OSError as e:
-                    raise LibcontainerError(f"--cgroup: adding pid {pid} to {d}: "
-                                            f"{e.strerror}") from None
-    container.pm.register(SubCgroups(), "pyrunc-exec-cgroup")
-
-
-def _sub_cgroup_dirs(container, paths):
-    """The directories of the sub-cgroups named by `paths` ({controller or
-    "": path}), checked to lie below the container's cgroup."""
-    stash = container.stash.get("cgroups")
-    if not stash:
-        raise LibcontainerError("--cgroup: the container has no cgroup")
-    if "dirs" in stash:             # v1: a directory per controller
-        base = dict(stash["dirs"])
-    elif "root" in stash:           # v2: one hierarchy; its controllers are names only
-        base = {"": os.path.join(stash["root"], stash["path"].lstrip("/"))}
-    else:
-        raise LibcontainerError(f"--cgroup: not supported with the {stash.get('driver')} "
-                                f"cgroup driver")
-        try:
-            with open(os.path.join(base[""], "cgroup.controllers")) as f:
-                base.update({c: base[""] for c in f.read().split()})
-        except OSError:
-            pass
-    dirs = set()
-    for controller, sub in paths.items():
-        if controller and controller not in base:
-            raise LibcontainerError(f"--cgroup: unknown controller {controller!r} (the "
-                                    f"container's: {', '.join(sorted(c for c in base if c))})")
-        clean = os.path.normpath(os.path.join("/", sub))
-        if ".." in sub.split("/") or clean == "/":
-            raise LibcontainerError(f"--cgroup: {sub} is not a sub cgroup path")
-        for c in (base if not controller else [controller]):
-            if c or "dirs" not in stash:
-                dirs.add(base[c] + clean)
-    return sorted(dirs)
+        paths.add(parts[-1])
+        controllers += parts[0].split(",") if len(parts) == 2 else []
+    if len(paths) > 1:
+        raise UsageError(f"--cgroup: one sub-cgroup path only (got {', '.join(sorted(paths))})")
+    if not paths:
+        return None
+    return f"{','.join(controllers)}:{paths.pop()}" if controllers else paths.pop()

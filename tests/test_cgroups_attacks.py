@@ -140,7 +140,7 @@ def test_cgroup_name_dot_is_refused(factory, make_config, name):
 # v2 device filter: a deny rule covering part of an allowed access
 # --------------------------------------------------------------------------
 
-def test_partial_deny_rule_is_enforced_like_v1(driver, start, tmp_path):
+def test_partial_deny_rule_is_enforced(driver, start, tmp_path):
     """``allow c 1:5 rwm`` (a default rule) then ``deny c 1:5 w``: reading
     /dev/zero works, opening it read-write does not -- on v1 (the kernel's
     exception list) and on v2 (the eBPF filter used to skip the deny rule as

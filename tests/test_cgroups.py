@@ -121,7 +121,8 @@ def test_init_and_exec_join_cgroup_and_see_root(driver, start, tmp_path):
     assert lines and all(line.endswith(":/") for line in lines), lines
     with open(f"/proc/{process.pid}/cgroup") as f:
         host_view = f.read()
-    assert f":{cg.path}\n" in host_view
+    # every hierarchy, named (name=systemd) and cgroup2 ones too, as runc
+    assert all(line.endswith(f":{cg.path}") for line in host_view.splitlines()), host_view
     for d in cgroup_dirs(container):
         assert os.path.isdir(d)
     # a process run in the container joins the same cgroup (and namespace)
@@ -764,3 +765,15 @@ def test_podman_memory_limit_is_visible_inside(podman):  # noqa: F811
            "/sys/fs/cgroup/memory/memory.limit_in_bytes")
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == str(64 * MB)
+
+
+def test_device_access_strings_are_as_lenient_as_runc():
+    from libcontainer import specconv
+    spec = specconv.default_spec()
+    spec["linux"]["resources"] = {"devices": [
+        {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "wr"},
+        {"type": "c", "major": 1, "minor": 7, "access": ""},     # allow: false, access rwm
+    ]}
+    rules = specconv.to_config(spec, "/srv/bundle", "c1").cgroups.allowed_devices
+    assert (rules[0].permissions, rules[0].allow) == ("wr", True)
+    assert (rules[1].permissions, rules[1].allow) == ("rwm", False)

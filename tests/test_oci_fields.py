@@ -544,6 +544,8 @@ def test_features_seccomp_claims_each_accepted(features):
 
 def test_features_refused_are_not_claimed(features):
     assert features["linux"]["intelRdt"] == {"enabled": False}
+    if features["linux"]["cgroup"]["rdma"]:
+        specconv.to_resources({"rdma": {"mlx5_0": {"hcaHandles": 3, "hcaObjects": 10}}})
     lx = specconv.default_spec()["linux"]
     for mode in features["linux"]["memoryPolicy"]["modes"]:
         lx["memoryPolicy"] = {"mode": mode, "nodes": "" if mode in ("MPOL_DEFAULT",

@@ -6,6 +6,7 @@ for this file's and tests/test_lsm.py's ``in_vm`` tests together.
 On the host the ``in_vm`` tests skip themselves; in the guest the launcher
 does. See /work/shared/tools/README-cgv2-vm.md.
 """
+import json
 import os
 import re
 import subprocess
@@ -78,6 +79,17 @@ def test_invalid_slice_is_one_line_naming_it(rt, path, why):
     assert r.stderr.strip().count("\n") == 0
 
 
+def test_no_bus_is_one_line_naming_the_path(monkeypatch):
+    from libcontainer.plugins.cgroups.common import CgroupError
+    from libcontainer.plugins.cgroups_systemd.systemd import Bus
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+    with pytest.raises(CgroupError) as e:
+        Bus("cgroups.path /system.slice/x.scope")
+    assert str(e.value) == ("cgroups.path /system.slice/x.scope: cannot reach systemd on the "
+                            "D-Bus system bus /nonexistent/bus: No such file or directory (is "
+                            "systemd running with D-Bus?)")
+
+
 def _usable():
     if SYSTEMD_GUEST:
         return "this is the guest"
@@ -134,6 +146,9 @@ def test_scope_lifecycle_in_vm(rt):
 
     rt.ok("update", "--memory", str(32 * MB), cid)
     assert show(unit, "MemoryMax") == str(32 * MB) == read(f"{scope}/memory.max")
+    stats = json.loads(rt.ok("events", "--stats", cid).stdout)["data"]
+    assert stats["memory"]["usage"]["limit"] == 32 * MB
+    assert stats["pids"] == {"current": 1, "limit": 100}
 
     rt.ok("pause", cid)
     assert rt.state(cid)["status"] == "paused"
@@ -178,6 +193,17 @@ def test_existing_unit_is_refused_and_left_alone_in_vm(rt):
     assert read(f"{CG}/system.slice/pyrunc-{first}.scope/cgroup.procs") == read(pid_file)
     assert not os.path.exists(os.path.join(rt.root, other))
     rt.ok("delete", "--force", first)
+
+
+@in_vm
+def test_no_bus_leaves_nothing_in_vm(rt, monkeypatch):
+    cid, bundle = systemd_bundle(rt, f"system.slice:pyrunc:{unique()}")
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+    r = rt("--systemd-cgroup", "run", "--bundle", bundle, cid)
+    assert r.returncode != 0 and r.stderr.strip().count("\n") == 0
+    assert f"/system.slice/pyrunc-{cid}.scope: cannot reach systemd" in r.stderr
+    assert not os.path.exists(os.path.join(rt.root, cid))
+    assert not os.path.exists(f"{CG}/system.slice/pyrunc-{cid}.scope")
 
 
 @in_vm

@@ -17,15 +17,18 @@ class Bus:
 
     def __init__(self, where):
         from jeepney import DBusAddress
+        from jeepney.bus import get_bus
         from jeepney.io.blocking import open_dbus_connection
         self.where = where
         self.manager = DBusAddress(PATH, bus_name=DEST, interface=MANAGER)
         try:
-            self.conn = open_dbus_connection(bus="SYSTEM")
+            # authentication is slow under emulation: jeepney's default 1 s is short
+            self.conn = open_dbus_connection(bus="SYSTEM", auth_timeout=JOB_TIMEOUT / 2)
         except (OSError, ValueError) as e:
             why = getattr(e, "strerror", None) or str(e)
-            raise CgroupError(f"{where}: cannot reach systemd on the D-Bus system bus: {why} "
-                              f"(is systemd running with D-Bus?)") from None
+            raise CgroupError(f"{where}: cannot reach systemd on the D-Bus system bus "
+                              f"{get_bus('SYSTEM')}: {why} (is systemd running with "
+                              f"D-Bus?)") from None
 
     def __enter__(self):
         return self

@@ -47,6 +47,9 @@ def test_mount_label_ignored_without_selinux(factory, make_config):
     config = make_config(mount_label=label, mounts=[
         configs.Mount("proc", "/proc", "proc"),
         configs.Mount("tmpfs", "/tmp", "tmpfs", data="size=1m"),
+        # a /dev of its own: device nodes made in the shared rootfs's /dev
+        # would be read forever by tests that copy it (shutil.copytree)
+        configs.Mount("tmpfs", "/dev", "tmpfs"),
         configs.Mount("mqueue", "/dev/mqueue", "mqueue")])
     container = factory.create(unique(), config)
     try:

@@ -260,9 +260,16 @@ def libcontainer_enter_rootfs(container, process):
         mount(rootfs, "/", None, MS.MOVE)
         os.chroot(".")
     else:
-        # pivot onto itself, then detach the old root stacked beneath
-        pivot_root(".", ".")
-        mount(None, ".", None, MS.SLAVE | MS.REC)
+        # pivot onto itself, then detach the old root stacked on top. Through
+        # an fd of the old root: the cwd is the new root, whose mounts must
+        # not be made slaves (that broke Bidirectional volumes)
+        oldroot = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            pivot_root(".", ".")
+            os.fchdir(oldroot)
+        finally:
+            os.close(oldroot)
+        mount(None, ".", None, MS.SLAVE | MS.REC)   # the unmounts stay here
         umount2(".", MNT_DETACH)
     os.chdir("/")
     propagation = container.config.rootfs_propagation

@@ -154,6 +154,31 @@ def test_no_mount_propagates_to_the_host(shared_parent, tmp_path, started, propa
     assert (status, out.strip()) == (0, "1")
 
 
+def test_bidirectional_volume_still_propagates(rootfs, tmp_path, factory):
+    """What rshared is for (containerd's Bidirectional mounts): a mount the
+    container makes in the volume reaches the host, and nothing else does.
+    (The old root used to be made a slave through the new root's fd.)"""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "lct-volume", str(volume)], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(volume)], check=True)
+        (volume / "x").mkdir()
+        mounts = configs.default_mounts() + [
+            configs.Mount(str(volume), "/mnt", "bind", ["rbind"], propagation=["rshared"])]
+        c = factory.create(unique(), config(rootfs, mounts=mounts, capabilities=None,
+                                            rootfs_propagation="rshared"))
+        try:
+            status, out = capture(c, ["mount", "-t", "tmpfs", "inner", "/mnt/x"], join=False)
+        finally:
+            c.destroy()
+        assert status == 0, out
+        assert host_mountpoints(str(tmp_path)) == [str(volume), str(volume / "x")]
+        assert host_mountpoints(rootfs) == []
+    finally:
+        subprocess.run(["umount", "-R", "-l", str(volume)], check=False)
+
+
 def test_default_root_propagation_is_rslave_as_runc():
     assert configs.Config(rootfs="/").rootfs_propagation == "rslave"
 

@@ -650,3 +650,32 @@ def test_features_has_runcs_shape(features):
             elif isinstance(v, dict):
                 yield from missing(v, ours[k], f"{at}{k}.")
     assert list(missing(shape(runc), shape(features))) == []
+
+
+def test_session_keyring_as_runcs(pyrunc, tmp_path):
+    """The same keyring, name and permissions, as runc gives its containers."""
+    runc = "/usr/sbin/runc"
+    if not os.path.exists(runc):
+        pytest.skip("runc is not installed")
+
+    def keyring_line(out, cid):
+        line = next((x for x in out.splitlines() if f" _ses.{cid}: " in x), None)
+        assert line is not None, out
+        return line.split()[3:6] + line.split()[7:8]      # perm, uid, gid, type
+
+    edit = _set("linux.maskedPaths", [])
+    cid, bundle = pyrunc.bundle(["cat", "/proc/keys"], edit)
+    r = pyrunc("run", "--bundle", bundle, cid)
+    mine = keyring_line(r.stdout, cid)
+    theirs = unique()
+    spec = json.loads(open(os.path.join(bundle, "config.json")).read())
+    spec["root"]["path"] = pyrunc.rootfs         # runc refuses a symlink
+    spec["linux"]["cgroupsPath"] = f"/{theirs}"
+    (tmp_path / theirs).mkdir()
+    (tmp_path / theirs / "config.json").write_text(json.dumps(spec))
+    p = subprocess.run([runc, "--root", str(tmp_path / "runc-state"), "run", "--bundle",
+                        str(tmp_path / theirs), theirs], capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, timeout=60)
+    if p.returncode != 0:
+        pytest.skip(f"runc cannot run a container here: {p.stderr.strip()}")
+    assert mine == keyring_line(p.stdout, theirs)

@@ -282,6 +282,13 @@ def test_pyrunc_pidfd_socket(pyrunc, tmp_path):
         with open(f"/proc/self/fdinfo/{pidfd}") as f:
             assert f"Pid:\t{pid}\n" in f.read()
         pyrunc("start", cid)
+        # an exec'd process's, too
+        pyrunc("exec", "-d", "--pidfd-socket", str(tmp_path / "pidfd.sock"), "--pid-file",
+               str(tmp_path / "exec.pid"), cid, "sleep", "100")
+        _, execfd = _receive_fd(server)
+        with open(f"/proc/self/fdinfo/{execfd}") as f:
+            assert f"Pid:\t{(tmp_path / 'exec.pid').read_text()}\n" in f.read()
+        os.close(execfd)
         signal.pidfd_send_signal(pidfd, signal.SIGKILL)
         assert select.select([pidfd], [], [], 10)[0]      # readable: it exited
     finally:

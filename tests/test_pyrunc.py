@@ -935,11 +935,13 @@ class Containerd:
 @pytest.fixture(scope="module")
 def containerd(tmp_path_factory, rootfs):
     _need("containerd", "ctr", "containerd-shim-runc-v2")
-    ctd = Containerd(tmp_path_factory.mktemp("ctd"))
-    # never a device node a test left in the rootfs (copying /dev/full fills the disk)
-    shutil.copytree(rootfs, ctd.rootfs, symlinks=True, ignore=lambda d, names: [
+    path = tmp_path_factory.mktemp("ctd")
+    # before containerd starts (a failed copy leaves no daemon), and never a
+    # device node a test left in the rootfs (copying /dev/full fills the disk)
+    shutil.copytree(rootfs, path / "rootfs", symlinks=True, ignore=lambda d, names: [
         n for n in names if stat.S_ISCHR(os.lstat(os.path.join(d, n)).st_mode)
         or stat.S_ISBLK(os.lstat(os.path.join(d, n)).st_mode)])
+    ctd = Containerd(path)
     yield ctd
     ctd.close()
 

@@ -14,7 +14,7 @@ import pytest
 
 import libcontainer
 from libcontainer import configs, specconv
-from libcontainer.errors import ConfigError, LibcontainerError
+from libcontainer.errors import ConfigError
 
 from conftest import BIN, REPO, capture, unique
 

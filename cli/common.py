@@ -51,6 +51,8 @@ def parse_signal(text):
     (kill 0: is it alive?): the kernel judges it, as with runc."""
     text = str(text).strip().upper()
     if text.isascii() and text.isdigit():     # not '²': int() refuses it
+        if int(text) >= 1 << 31:                # a C int for kill(2)
+            raise LibcontainerError(f"invalid signal {text!r}")
         return int(text)
     name = text if text.startswith("SIG") else "SIG" + text
     try:

@@ -71,6 +71,7 @@ class Factory:
         state = {"id": id, "init_pid": 0, "config": config.to_dict(), "stash": {}}
         container = Container(self, id, config, state)
         container.save()
+        log.debug("state dir created", id=id, path=state_dir)
         return container
 
     def load(self, id):

@@ -155,7 +155,8 @@ def main(argv):
         return 0
     # before the runtime opens anything of its own (the log): an fd it
     # opened must never be handed to the container as a "preserved" one
-    check_passed_fds(getattr(opts, "preserve_fds", "0"))
+    if hasattr(opts, "preserve_fds"):      # create, run, exec
+        check_passed_fds(opts.preserve_fds)
     log.configure(level="debug" if g.debug else "warning", fmt=g.log_format,
                   file=log.open_file(g.log) if g.log else None)
     log.debug("pyrunc", command=cmd.name, args=" ".join(args))

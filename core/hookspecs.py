@@ -109,13 +109,6 @@ def libcontainer_post_clone(container: "Container", process: "Process", pid: int
     (``process.init`` tells them apart)."""
 
 
-@hookspec
-def libcontainer_runtime_ready(container: "Container", process: "Process", pid: int) -> None:
-    """Every ``libcontainer_post_clone`` is done: the child is in its cgroup,
-    its id maps are written, its network is set up; it still waits. OCI
-    prestart and createRuntime hooks run here.
-
-    Runs in the parent, for the init and for joined processes."""
 
 
 # --------------------------------------------------------------------------
@@ -157,6 +150,17 @@ def libcontainer_setup_devices(container: "Container", process: "Process") -> No
     phase).
 
     Runs in the child (init only)."""
+
+
+@hookspec
+def libcontainer_runtime_ready(container: "Container", process: "Process", pid: int) -> None:
+    """The init is in its cgroup, its id maps are written, its network is
+    set up (every ``libcontainer_post_clone`` is done), its mounts and
+    device nodes are made (``libcontainer_setup_devices``); it waits before
+    ``libcontainer_rootfs_ready``. OCI prestart and createRuntime hooks run
+    here, as in runc.
+
+    Runs in the parent, for the init only."""
 
 
 @hookspec

@@ -16,11 +16,13 @@ Messages over a SOCK_SEQPACKET socketpair (one JSON object per packet):
     fork  ───────────────────────────▶  enter_namespaces
           ◀─────────────── {"ns": 1}    (or {"error": ...} and exit)
     post_clone (cgroup, id maps, net)
-    runtime_ready (OCI prestart hooks)
           {"go": 1} ───────────────▶
                                          finish_namespaces (cgroup ns)
-                                         init: mounts → devices → rootfs_ready → enter_rootfs
-                                               → environment
+                                         init: mounts → devices
+          ◀────────── {"mounted": 1}
+    runtime_ready (OCI prestart hooks)
+          {"resume": 1} ───────────▶
+                                         init: rootfs_ready → enter_rootfs → environment
                                          limits → identity → privileges
                                          exec check; stdio installed (the pty
                                          slave with tty=True), every other fd
@@ -185,8 +187,11 @@ def spawn(container, process, pm, hold_fd=None, on_fork=None):
         msg = _expect(chan, "ns", pid)
         crash_point("post_clone:parent")
         pm.hook.libcontainer_post_clone(container=container, process=process, pid=pid)
-        pm.hook.libcontainer_runtime_ready(container=container, process=process, pid=pid)
         chan.send(go=1)
+        if process.init:
+            _expect(chan, "mounted", pid)
+            pm.hook.libcontainer_runtime_ready(container=container, process=process, pid=pid)
+            chan.send(resume=1)
         msg = _expect(chan, "ready", pid)
         if msg["fds"]:
             process.console_fd = msg["fds"][0]
@@ -308,6 +313,12 @@ def _child(container, process, pm, chan, other_end, hold_fd):
             os._exit(1)
         for phase in INIT_PHASES if process.init else JOIN_PHASES:
             crash_point(phase)
+            if phase == "rootfs_ready":
+                # the parent's runtime_ready (OCI prestart hooks) sees the mounts
+                chan.send(mounted=1)
+                msg = chan.recv()
+                if not msg or "resume" not in msg:
+                    os._exit(1)
             getattr(hook, "libcontainer_" + phase)(container=container, process=process)
         phase = "prepare_exec"
         env = dict(e.split("=", 1) for e in process.env if "=" in e)

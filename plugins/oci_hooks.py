@@ -4,7 +4,8 @@ JSON on stdin.
 
     hook             where                          when (our phase)
     prestart         parent, host namespaces        runtime_ready: the init is in
-                                                    its cgroup, its network is up
+                                                    its cgroup, its network is up,
+                                                    its mounts are made
     createRuntime    parent, host namespaces        runtime_ready, after prestart
     createContainer  the init, container namespaces rootfs_ready: mounts made,
                                                     before pivot_root; cwd: the rootfs

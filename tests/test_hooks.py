@@ -106,15 +106,15 @@ def test_every_hook_is_called(state_root, make_config):
     assert sorted(expected - called) == []
 
 
-INIT_ORDER = ["pre_clone", "enter_namespaces", "post_clone", "runtime_ready",
-              "finish_namespaces", "setup_mounts", "setup_devices", "rootfs_ready", "enter_rootfs",
+INIT_ORDER = ["pre_clone", "enter_namespaces", "post_clone", "finish_namespaces",
+              "setup_mounts", "setup_devices", "runtime_ready", "rootfs_ready", "enter_rootfs",
               "setup_environment", "setup_limits", "setup_identity", "setup_privileges", "seal",
               "pre_exec", "post_start"]
 
 
 def test_phases_run_in_order(state_root, make_config):
     """The core's order (core/spawn.py): runtime_ready once every post_clone
-    is done, and pre_exec after the seal."""
+    and the mounts are done, and pre_exec after the seal."""
     r, w = os.pipe()
     factory = libcontainer.new(state_root)
     factory.plugin_manager.register(Recorder(w), "recorder")

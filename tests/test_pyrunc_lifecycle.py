@@ -384,17 +384,30 @@ def test_hook_environment_and_working_directory(rt, runc, tmp_path, monkeypatch)
     assert (out / "createContainer").read_text().split("\n")[1] == cwd
 
 
-def test_prestart_hooks_see_the_init_in_its_cgroup(rt, tmp_path):
+def test_prestart_hooks_see_the_init_in_its_cgroup_with_its_mounts(rt, runc, tmp_path):
+    """As runc's: prestart and createRuntime hooks run once the init is in
+    its cgroup and its mounts are made (a hook may mount into the rootfs)."""
     out = _hooks_dir(tmp_path)
     script = ('s=$(cat); pid=$(echo "$s" | sed -n \'s/.*"pid": *\\([0-9]*\\).*/\\1/p\'); '
-              f'cat /proc/$pid/cgroup > {out}/$0.cgroup')
+              f'cat /proc/$pid/cgroup > {out}/$0.cgroup; cat /proc/$pid/mountinfo > {out}/$0.mnt')
     hooks = {n: [{"path": "/bin/sh", "args": ["sh", "-c", script, n]}]
              for n in ("prestart", "createRuntime")}
-    cid, bundle = rt.bundle(("true",), edit=_with_hooks_dir(out, hooks))
+    cid, bundle = rt.bundle(("true",), edit=lambda s: s.update(hooks=hooks))
+    proc = os.path.join(os.path.realpath(rt.rootfs), "proc")
     rt.ok("create", "--bundle", bundle, cid)
     for name in hooks:
         lines = (out / f"{name}.cgroup").read_text().splitlines()
         assert any(line.endswith(f":/{cid}") for line in lines), (name, lines)
+        assert proc in [line.split()[4] for line in (out / f"{name}.mnt").read_text()
+                        .splitlines()], name
+    need_runc()
+    rcid, rbundle = runc.bundle(bundle)
+    assert runc("create", "--bundle", rbundle, rcid).returncode == 0
+    for name in hooks:
+        lines = (out / f"{name}.cgroup").read_text().splitlines()
+        assert any(line.endswith(f":/{rcid}") for line in lines), (name, lines)
+        assert proc in [line.split()[4] for line in (out / f"{name}.mnt").read_text()
+                        .splitlines()], name
 
 
 def test_start_container_hooks_run_after_seccomp(rt, tmp_path):

@@ -254,6 +254,10 @@ def test_set_updates_a_running_container(driver, start):
         container.set(configs.Resources(cpuset_cpus="4000"))
     with pytest.raises(ConfigError, match=r"cgroups\.resources\.cpu_shares"):
         container.set(configs.Resources(cpu_shares=1))
+    # what the host cannot serve is refused by name on update too
+    if "net_cls" not in common.v1_hierarchies():
+        with pytest.raises(ConfigError, match=r"^cgroups\.resources\.net_cls_classid: "):
+            container.set(configs.Resources(net_cls_classid=7))
     assert container.status() == "running"
 
 

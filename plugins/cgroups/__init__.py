@@ -317,6 +317,8 @@ def libcontainer_update(container, resources):
     new = type(cg)(**{**vars(cg), "resources": resources})
     _check_values(new)
     manager = _need_manager(container, "update")
+    # what the host cannot serve is refused by name before anything is written
+    container.pm.registry.get("cgroup_driver", container.stash[STASH]["driver"]).check(new)
     manager.update(resources)
     if resources.freezer == "FROZEN":
         manager.freeze()

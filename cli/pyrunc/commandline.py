@@ -162,13 +162,11 @@ def main(argv):
     log.debug("pyrunc", command=cmd.name, args=" ".join(args))
     from .runtime import Runtime
     rt = Runtime(g)
-    if cmd.fail_code == 1:
-        return cmd.fn(rt, opts, args) or 0
     try:
         return cmd.fn(rt, opts, args) or 0
-    except UsageError:
-        raise
     except (LibcontainerError, OSError) as e:
+        if cmd.fail_code == 1 or isinstance(e, UsageError):
+            raise
         from ..common import fail, message
         fail(PROG, f"{cmd.name} failed: {message(e)}", cmd.fail_code)
 

@@ -219,6 +219,7 @@ class Container:
             if not paused:
                 self._check("run")
             process.init = False
+            self.factory.check_plugins(self.config, process)
             self.pm.hook.libcontainer_validate_process(container=self, process=process)
             if not paused:
                 pid = spawn(self, process, self.pm)

@@ -19,6 +19,11 @@ FIELD_PLUGINS = {
     "cgroups": "cgroups", "sysctl": "sysctl", "rlimits": "rlimits",
     "apparmor_profile": "lsm", "process_label": "lsm", "mount_label": "lsm",
 }
+# what the init sets up once for all: no concern of a process joining later
+INIT_ONLY = frozenset({"mask_paths", "readonly_paths", "sysctl", "mount_label"})
+# the same for a Process's own settings (exec --cap, --apparmor, ...)
+PROCESS_PLUGINS = {"capabilities": "capabilities", "no_new_privileges": "no_new_privs",
+                   "rlimits": "rlimits", "apparmor_profile": "lsm", "process_label": "lsm"}
 
 
 def validate_id(id):
@@ -43,14 +48,29 @@ class Factory:
             self._pm = PluginManager(disabled=self.disabled, hooks=self.hooks)
         return self._pm
 
+    def check_plugins(self, config, process=None):
+        """Refuse a confining field (FIELD_PLUGINS, PROCESS_PLUGINS) whose
+        plugin is disabled or absent: before create, and before a process
+        joins (its runtime's environment may disable more than the
+        creator's). A manager built for a few hooks cannot tell: skipped."""
+        if self.hooks is not None:
+            return
+        pm = self.plugin_manager
+        for obj, table, where in ((config, FIELD_PLUGINS, ""),
+                                  (process, PROCESS_PLUGINS, "process.")):
+            for field, plugin in table.items() if obj is not None else ():
+                value = getattr(obj, field)
+                used = value is not None if field == "capabilities" else bool(value)
+                if process is not None and obj is config and field in INIT_ONLY:
+                    continue
+                if used and not pm.has(plugin):
+                    raise ConfigError(f"{where}{field}: is set but the {plugin!r} plugin that "
+                                      f"applies it is disabled or not installed: refusing to "
+                                      f"run without it")
+
     def validate(self, config):
         pm = self.plugin_manager
-        for field, plugin in FIELD_PLUGINS.items():
-            value = getattr(config, field)
-            used = value is not None if field == "capabilities" else bool(value)
-            if used and not pm.has(plugin):
-                raise ConfigError(f"{field}: is set but the {plugin!r} plugin that applies it "
-                                  f"is disabled or not installed: refusing to run without it")
+        self.check_plugins(config)
         pm.hook.libcontainer_validate_config(config=config, registry=pm.registry)
         # after every plugin's decisions (a netns network sets a namespace path)
         pm.hook.libcontainer_check_config(config=config, registry=pm.registry)

@@ -468,3 +468,17 @@ def test_nsinit_refuses_a_squatted_root_too(tmp_path):
     os.chown(root, 65534, 65534)
     rc, out, err = bash(f"nsinit --root {root} list; echo rc=$?")
     assert codes(out)["rc"] == "1" and "owned by uid 65534" in err and "refusing" in err, err
+
+
+def test_exec_with_a_disabled_confinement_plugin_fails_closed(pyrunc):
+    """The container was made with its capabilities dropped; an exec whose
+    environment disables the plugin used to join with every capability."""
+    pyrunc.up()
+    for plugin, flag in (("capabilities", ""), ("masked_paths", ""),
+                         ("lsm", "--apparmor unconfined")):
+        rc, out, err = pyrunc(f'$RT exec {flag} "$C" grep CapBnd /proc/self/status',
+                              env={"LIBCONTAINER_DISABLE_PLUGINS": plugin})
+        if plugin == "masked_paths":       # applied once, by the init: nothing to refuse
+            assert rc == 0, err
+            continue
+        assert rc == 255 and f"'{plugin}' plugin" in err and len(err.splitlines()) == 1, err

@@ -8,7 +8,6 @@ Most examples go through config loading in-process (``Config.from_dict`` +
 ``soak`` variants run many more examples (make soak).
 """
 import copy
-import dataclasses
 import json
 import os
 import types
@@ -45,7 +44,7 @@ CLI = settings(FAST, max_examples=20)
 
 def base_config(rootfs, bind_source):
     data = sample.config_dict(rootfs)
-    data["cgroups"] = dataclasses.asdict(configs.Cgroup(
+    data["cgroups"] = configs.asdict(configs.Cgroup(
         path=f"/{unique('fz')}", resources=configs.Resources(
             memory=64 << 20, memory_swap=128 << 20, cpu_shares=512, cpu_quota=50000,
             cpu_period=100000, cpuset_cpus="0", pids_limit=64,
@@ -108,7 +107,7 @@ def test_base_config_is_valid(base, factory):
 
 
 # --------------------------------------------------------------------------
-# the config's shape, from the dataclasses
+# the config's shape, from the record classes
 # --------------------------------------------------------------------------
 
 def _args(tp):
@@ -130,14 +129,14 @@ def fits(tp, value):
     if origin is dict:
         return isinstance(value, dict) and all(fits(typing.get_args(tp)[1], v)
                                                for v in value.values())
-    if dataclasses.is_dataclass(tp):
+    if configs.is_record(tp):
         if not isinstance(value, dict):
             return False
         hints = typing.get_type_hints(tp)
         return all((f.name in value and fits(hints[f.name], value[f.name])) or
-                   (f.name not in value and (f.default is not dataclasses.MISSING or
-                                             f.default_factory is not dataclasses.MISSING))
-                   for f in dataclasses.fields(tp))
+                   (f.name not in value and (f.default is not configs.MISSING or
+                                             f.default_factory is not configs.MISSING))
+                   for f in configs.fields(tp))
     if tp is bool:
         return isinstance(value, bool)
     if tp is int:
@@ -175,11 +174,11 @@ def fields_of(tp, value, path=()):
                 vt = typing.get_args(tp)[1]
                 out.append((path + (k,), vt, False, named))
                 walk(vt, v, path + (k,), named)
-        elif dataclasses.is_dataclass(tp) and isinstance(value, dict):
+        elif configs.is_record(tp) and isinstance(value, dict):
             hints = typing.get_type_hints(tp)
-            for f in dataclasses.fields(tp):
-                required = f.default is dataclasses.MISSING and \
-                    f.default_factory is dataclasses.MISSING
+            for f in configs.fields(tp):
+                required = f.default is configs.MISSING and \
+                    f.default_factory is configs.MISSING
                 if f.name in value:
                     out.append((path + (f.name,), hints[f.name], required, named))
                     walk(hints[f.name], value[f.name], path + (f.name,), named)

@@ -35,7 +35,9 @@ SERVER = ("trap 'exit 42' TERM\n"
           'echo "up: cwd=$(pwd) uid=$(id -u) greeting=$GREETING host=$(hostname)"\n'
           "while :; do nc -l -p 8080 -e /bin/cat /data/msg & wait $!; echo served; done\n")
 STUBBORN = "trap '' TERM\nwhile :; do sleep 1; done\n"
-HOG = "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo survived"
+# allocates once told to: the OOM must come after StartContainer returned (below)
+HOG = ("until [ -e /data/go ]; do sleep 0.05; done\n"
+       "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo survived")
 MEMORY = 64 << 20
 # what a restricted pod security profile asks for
 CONFINED = {"seccomp": {"profile_type": "RuntimeDefault"},
@@ -284,8 +286,13 @@ def test_pod_lifecycle(node, handler, tmp_path):
             job = server    # if its creation fails
             job = cri.CreateContainer(
                 pod_sandbox_id=pod, sandbox_config=sandbox,
-                config=container_config("hog", HOG, 16 << 20, "hog.log")).container_id
+                config=container_config("hog", HOG, 16 << 20, "hog.log", mounts=[
+                    {"container_path": "/data", "host_path": str(data), "readonly": True}])
+            ).container_id
             cri.StartContainer(container_id=job)
+            # containerd's shim watches for OOM kills once the runtime's `start`
+            # has exited; pyrunc's exits after the exec (docs/kubernetes.md)
+            (data / "go").touch()
             seen = []     # containerd may record the OOM event just after the exit
 
             def oom_killed():

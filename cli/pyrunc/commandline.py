@@ -190,8 +190,13 @@ def _options(opts):
     def names(o):
         value = "" if o.kind == "flag" else " value"
         return ", ".join(("-" if len(n) == 1 else "--") + n + value for n in o.names)
+    def default(o):
+        if o.kind != "value" or o.default in (None, ""):
+            return ""
+        value = o.default if o.default.isdigit() else f'"{o.default}"'
+        return f" (default: {value})"
     width = max(len(names(o)) for o in opts) + 2
-    return [f"   {names(o):<{width}}{o.help}".rstrip() for o in opts]
+    return [f"   {names(o):<{width}}{o.help}{default(o)}".rstrip() for o in opts]
 
 
 def _ordered():

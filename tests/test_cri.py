@@ -291,7 +291,7 @@ def test_pod_lifecycle(node, handler, tmp_path):
             ).container_id
             cri.StartContainer(container_id=job)
             # containerd's shim watches for OOM kills once the runtime's `start`
-            # has exited; pyrunc's exits after the exec (docs/kubernetes.md)
+            # has exited: pyrunc's exits 10-200 ms after the exec (docs/kubernetes.md)
             (data / "go").touch()
             seen = []     # containerd may record the OOM event just after the exit
 

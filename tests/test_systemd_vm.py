@@ -14,7 +14,7 @@ import sys
 
 import pytest
 from conftest import REPO, unique
-from test_pyrunc import Runtime
+from test_pyrunc import PYRUNC, Runtime
 
 from libcontainer.plugins.cgroups import common
 
@@ -37,6 +37,7 @@ def rt(tmp_path, rootfs):
 def systemd_bundle(rt, cgroups_path, args=("sleep", "1000"), **resources):
     def edit(spec):
         spec["linux"]["cgroupsPath"] = cgroups_path
+        spec["root"]["path"] = rt.rootfs       # runc takes no symlink
         spec["linux"]["resources"] = resources
         # no cgroup namespace: /proc/self/cgroup shows the path from the root
         spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"]
@@ -160,6 +161,28 @@ def test_scope_lifecycle_in_vm(rt):
     rt.ok("delete", "--force", cid)
     assert show(unit, "LoadState") == "not-found"
     assert not os.path.exists(scope)
+
+
+@in_vm
+def test_same_scope_and_limits_as_runc_in_vm(rt, tmp_path):
+    """runc 1.1 (--systemd-cgroup) and pyrunc, same bundle: the same unit
+    path and the same values in the files (a quota that systemd rounds)."""
+    script = ("c=$(cut -d: -f3 /proc/self/cgroup); echo $c; "
+              "cat /sys/fs/cgroup$c/memory.max /sys/fs/cgroup$c/cpu.max /sys/fs/cgroup$c/pids.max")
+    seen = {}
+    for runtime in ("runc", "pyrunc"):
+        cid, bundle = systemd_bundle(rt, f"system.slice:cmp:{unique()}", ("sh", "-c", script),
+                                     memory={"limit": 48 * MB},
+                                     cpu={"quota": 33333, "period": 100000},
+                                     pids={"limit": 77})
+        cmd = [{"runc": "runc", "pyrunc": PYRUNC}[runtime], "--root", str(tmp_path / runtime), "--systemd-cgroup", "run",
+               "--bundle", bundle, cid]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        seen[runtime] = r.stdout.replace(cid, "ID")
+        assert show(f"cmp-{cid}.scope", "LoadState") == "not-found"
+    assert seen["pyrunc"] == seen["runc"]
+    assert seen["pyrunc"].split("\n")[0] == "/system.slice/cmp-ID.scope"
 
 
 @in_vm

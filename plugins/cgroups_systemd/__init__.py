@@ -1,14 +1,14 @@
 """The systemd cgroup driver: systemd makes the container's cgroup, a
 transient ``.scope`` unit with ``Delegate=yes`` in a slice, and holds the
 limits it knows as unit properties (so that a ``daemon-reload`` does not
-reset them); the rest is written to the cgroup's files by the v2 driver's
-code, which also does pause, stats and the device filter. cgroup v2 only.
+reset them); the v2 driver's code, which this manager extends, writes every
+limit to the cgroup's files too (exact values, as runc), and does pause,
+stats and the device filter. cgroup v2 only.
 
 A scope is born with its first process. The cgroup must exist with its
 limits before the init is cloned (``pre_clone``), so a short-lived holder
 process starts the scope; the init takes its place in ``add_task``.
 """
-import dataclasses
 import os
 import re
 import signal
@@ -102,8 +102,7 @@ class Manager(cgroups_v2.Manager):
     def apply(self, cgroup):
         """Start the scope around a holder process, then let the v2 code
         write what systemd has no property for and the device filter."""
-        props, rest = _split(cgroup.resources, self.dir)
-        props += [("Description", ("s", f"libcontainer container {self.unit}")),
+        props = _properties(cgroup.resources, self.dir) + [("Description", ("s", f"libcontainer container {self.unit}")),
                   ("Slice", ("s", self.slice)), ("Delegate", ("b", True)),
                   ("DefaultDependencies", ("b", False)),
                   *[(f"{c}Accounting", ("b", True)) for c in ("Memory", "CPU", "Tasks", "IO")]]
@@ -117,7 +116,7 @@ class Manager(cgroups_v2.Manager):
                 bus.start_scope(self.unit, [*props, ("PIDs", ("au", [holder]))])
                 self.owned = True       # from here remove() kills and stops it
                 self.holder = holder
-                super().apply(dataclasses.replace(cgroup, resources=rest))
+                super().apply(cgroup)
             except BaseException:
                 _end(holder)
                 raise
@@ -136,11 +135,10 @@ class Manager(cgroups_v2.Manager):
             _end(self.holder)
 
     def update(self, resources):
-        props, rest = _split(resources, self.dir)
         from .systemd import Bus
         with Bus(f"cgroups.path {self.path}") as bus:
-            bus.set_properties(self.unit, props)
-        super().update(rest)
+            bus.set_properties(self.unit, _properties(resources, self.dir))
+        super().update(resources)
 
     # -- the end ------------------------------------------------------------------------
     def remove(self):
@@ -196,9 +194,11 @@ def _end(pid):
 
 # -- resources as unit properties -----------------------------------------------------
 
-def _split(r, directory):
-    """(unit properties, Resources left for the cgroup files)."""
-    props, rest = [], {}
+def _properties(r, directory):
+    """The unit properties for the limits systemd knows. The files are
+    written too, with the exact values (as runc): systemd keeps a CPU quota
+    with 1% precision, and rewrites the files only on a reload."""
+    props = []
 
     def t(name, value):
         props.append((name, ("t", INFINITY if value in (-1, "max") else int(value))))
@@ -233,13 +233,7 @@ def _split(r, directory):
     for key, value in sorted(r.unified.items()):
         if key in _UNIFIED and (value.strip() == "max" or value.strip().isdigit()):
             t(_UNIFIED[key], value.strip())
-        else:
-            rest[key] = value
-    left = dataclasses.replace(
-        r, memory=0, memory_reservation=0, memory_swap=0, cpu_weight=0, cpu_shares=0,
-        cpu_quota=0, cpu_period=0, cpuset_cpus="", cpuset_mems="", pids_limit=0,
-        blkio_weight=0, unified=rest)
-    return props, left
+    return props
 
 
 def _bitmask(cpus):

@@ -101,11 +101,12 @@ class Manager(cgroups_v2.Manager):
     # -- creating -------------------------------------------------------------------
     def apply(self, cgroup):
         """Start the scope around a holder process, then let the v2 code
-        write what systemd has no property for and the device filter."""
-        props = _properties(cgroup.resources, self.dir) + [("Description", ("s", f"libcontainer container {self.unit}")),
-                  ("Slice", ("s", self.slice)), ("Delegate", ("b", True)),
-                  ("DefaultDependencies", ("b", False)),
-                  *[(f"{c}Accounting", ("b", True)) for c in ("Memory", "CPU", "Tasks", "IO")]]
+        write the files and the device filter."""
+        props = [("Description", ("s", f"libcontainer container {self.unit}")),
+                 ("Slice", ("s", self.slice)), ("Delegate", ("b", True)),
+                 ("DefaultDependencies", ("b", False)),
+                 *[(f"{c}Accounting", ("b", True)) for c in ("Memory", "CPU", "Tasks", "IO")],
+                 *_properties(cgroup.resources, self.dir)]
         from .systemd import Bus
         with Bus(f"cgroups.path {self.path}") as bus:
             if bus.exists(self.unit) or os.path.isdir(self.dir):

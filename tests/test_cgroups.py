@@ -781,3 +781,18 @@ def test_device_access_strings_are_as_lenient_as_runc():
     rules = specconv.to_config(spec, "/srv/bundle", "c1").cgroups.allowed_devices
     assert (rules[0].permissions, rules[0].allow) == ("wr", True)
     assert (rules[1].permissions, rules[1].allow) == ("rwm", False)
+
+
+def test_teardown_from_the_stash_saved_before_the_cgroup_was_made(driver):
+    """A runtime killed after making the directories but before saving
+    again: the first stash already names them, and kills nothing."""
+    import importlib
+    drv = importlib.import_module(f"libcontainer.plugins.cgroups_{driver}").Driver()
+    path = f"/{unique('crash')}/c"
+    m = drv.new(path)
+    saved = json.loads(json.dumps(m.stash()))
+    assert saved["owned"] is False and saved["created"]
+    m.claim()
+    assert residue()
+    drv.load(saved).remove()
+    assert residue() == []

@@ -26,7 +26,8 @@ SELECTED = ["init_and_exec_join", "oom_kills_hog", "fork_bomb", "cpu_quota_throt
             "set_updates", "device_rules", "freeze_stops_counter",
             # tests/test_cgroups_attacks.py
             "not_taken_over", "frozen_existing", "adopted", "partial_deny", "join_sub",
-            "more_resource_fields", "unlimited_lifts", "period_shortened", "cannot_serve"]
+            "more_resource_fields", "unlimited_lifts", "period_shortened", "cannot_serve",
+            "teardown_from_the_stash"]
 # "device_rules" selects two tests; "cannot_serve" five (two skip on v2)
 EXPECTED = len(SELECTED) + 1 + 4
 FILES = ["tests/test_cgroups.py", "tests/test_cgroups_attacks.py"]

@@ -185,14 +185,12 @@ def libcontainer_pre_clone(container, process):
         log.warning("cgroups: the cgroup is not delegated to this user; the container "
                     "runs without one", uid=os.geteuid(), path=manager.path)
         return
-    # recorded (and saved) before anything is made: a failure half-way, even
-    # a killed runtime, is torn down from it
+    # recorded (and saved) before anything is made, with the directories it
+    # is about to make: a failure half-way, even a killed runtime, is torn
+    # down from it (and kills nothing until the cgroup is the container's)
     container.stash[STASH] = manager.stash()
     container.save()
     try:
-        manager.claim()     # saved again once it is the container's: teardown may then kill
-        container.stash[STASH] = manager.stash()
-        container.save()
         manager.apply(cg)
     finally:
         container.stash[STASH] = manager.stash()

@@ -265,6 +265,18 @@ def v1_limit(value):
     return None if value is None or value >= V1_UNLIMITED else value
 
 
+def missing_dirs(root, path):
+    """The directories makedirs(root, path) would create now, outermost
+    first: saved before they are made, so a runtime killed meanwhile leaves
+    nothing its teardown cannot find."""
+    out, current = [], root
+    for part in path.strip("/").split("/"):
+        current = os.path.join(current, part)
+        if out or not os.path.isdir(current):
+            out.append(current)
+    return out
+
+
 def makedirs(root, path):
     """Create `path` (absolute cgroup path) under `root`; return the
     directories created, outermost first."""

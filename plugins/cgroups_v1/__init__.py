@@ -53,7 +53,9 @@ class Driver:
             # rootless: the named and cgroup2 hierarchies only where delegated
             if key in common.V1_CONTROLLERS or os.geteuid() == 0 or _writable(d):
                 dirs[key] = d
-        return Manager(path, dirs, [], owned=False)
+        planned = [m for d in sorted(set(dirs.values()))
+                   for m in common.missing_dirs(d[:len(d) - len(path)], path)]
+        return Manager(path, dirs, planned, owned=False)
 
     def load(self, stash):
         return Manager(stash["path"], stash["dirs"], stash.get("created", []),
@@ -121,9 +123,10 @@ class Manager:
         for d in self._unique_dirs():
             if os.path.isdir(d):
                 common.check_adoptable(d, lambda d: d == freezer and _frozen(d))
+        made = []
         for d in self._unique_dirs():
-            self.created.extend(common.makedirs(d[:len(d) - len(self.path)], self.path))
-        self.owned = True
+            made.extend(common.makedirs(d[:len(d) - len(self.path)], self.path))
+        self.created, self.owned = made, True
         if freezer and _frozen(freezer):       # a frozen parent freezes its new child
             raise CgroupError(f"cgroups.path: container's cgroup {freezer} is unexpectedly "
                               f"frozen")
@@ -411,8 +414,10 @@ class Manager:
         """Kill what is in the container's cgroups and remove the directories
         it made; a cgroup it adopted (empty then) stays, one it never took
         over is not touched."""
-        mine = [d for d in self._unique_dirs() if os.path.isdir(d)
-                and (self.owned or d in self.created)]
+        if not self.owned:      # the checks did not pass: only what we made, if empty
+            common.rmdir_parents(self.created)
+            return
+        mine = [d for d in self._unique_dirs() if os.path.isdir(d)]
         for d in mine:
             common.kill_subtree(d)
         freezer = self.dirs.get("freezer")

@@ -50,7 +50,8 @@ class Driver:
                               f"(swap = memory_swap - memory)")
 
     def new(self, path):
-        return Manager(path, common.v2_mount() or common.ROOT, [], owned=False)
+        root = common.v2_mount() or common.ROOT
+        return Manager(path, root, common.missing_dirs(root, path), owned=False)
 
     def load(self, stash):
         return Manager(stash["path"], stash["root"], stash.get("created", []),
@@ -95,8 +96,7 @@ class Manager:
         that has the cgroup made by someone else (systemd) overrides this."""
         if os.path.isdir(self.dir):
             common.check_adoptable(self.dir, _frozen)
-        self.created.extend(common.makedirs(self.root, self.path))
-        self.owned = True
+        self.created, self.owned = common.makedirs(self.root, self.path), True
         # cgroup.freeze reads 0 in a child of a frozen cgroup: cgroup.events tells
         if "frozen 1" in (common.read(self.dir, "cgroup.events") or ""):
             raise CgroupError(f"cgroups.path: container's cgroup {self.dir} is unexpectedly "
@@ -285,7 +285,10 @@ class Manager:
         """Kill what is in the cgroup; remove it if the container made it (an
         adopted one, empty then, stays; one never taken over is not touched)."""
         d = self.dir
-        if os.path.isdir(d) and (self.owned or d in self.created):
+        if not self.owned:      # the checks did not pass: only what we made, if empty
+            common.rmdir_parents(self.created)
+            return
+        if os.path.isdir(d):
             self._kill()
             if "frozen 1" in (common.read(d, "cgroup.events") or ""):
                 try:

@@ -1,10 +1,10 @@
 """A process to run in a container: what to execute, and a handle to wait on."""
 import os
 import signal as _signal
-from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .errors import LibcontainerError
+from .record import dataclass, field
 
 
 @dataclass(eq=False)

@@ -14,7 +14,8 @@ any fork -- so that a container's process can still use it after
 import ctypes
 import errno
 import os
-from dataclasses import dataclass, field
+
+from ..record import dataclass, field
 
 
 class ProfileError(ValueError):

@@ -45,6 +45,12 @@ class Driver:
             if common.is_set(r, field) and not (field == "memory_use_hierarchy"
                                                 and r.memory_use_hierarchy):
                 raise ConfigError(f"{R}{field}: {why}")
+        # only non-root cgroups have these files: the kernel version tells
+        for field, name, since in (("cpu_burst", "cpu.max.burst", (5, 14)),
+                                   ("cpu_idle", "cpu.idle", (5, 15))):
+            if getattr(r, field) is not None and _kernel() < since:
+                raise ConfigError(f"{R}{field}: this kernel has no {name} (Linux "
+                                  f"{since[0]}.{since[1]}+)")
         if r.memory_swap > 0 and r.memory <= 0:
             raise ConfigError(f"{R}memory_swap: needs {R}memory on cgroup v2 "
                               f"(swap = memory_swap - memory)")
@@ -56,6 +62,12 @@ class Driver:
     def load(self, stash):
         return Manager(stash["path"], stash["root"], stash.get("created", []),
                        stash.get("owned", True))
+
+
+def _kernel():
+    """(major, minor) of the running kernel."""
+    release = os.uname().release.split("-")[0].split(".")
+    return tuple(int(x) for x in release[:2] if x.isdigit())
 
 
 def _frozen(d):

@@ -13,7 +13,6 @@ JSON is one compact object per line with sorted keys,
     log.configure(level="info", fmt="json", file="/run/x/log.json")
     log.info("container started", id="c1", pid=123)
 """
-import re
 import sys
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
@@ -75,12 +74,13 @@ def _rename_event(logger, method, event):
     return event
 
 
-_BARE = re.compile(r"[A-Za-z0-9._/@^+-]+")
+# not a regular expression: importing re costs a hot command ~5 ms
+_BARE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._/@^+-")
 
 
 def _quote(value):
     text = str(value)
-    if _BARE.fullmatch(text):
+    if text and _BARE.issuperset(text):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 

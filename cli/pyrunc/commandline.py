@@ -249,13 +249,13 @@ def _git_commit():
         return None
 
 
-_ID_CHARS = None
+# a set, not a regular expression: re costs a hot command ~5 ms
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 
 
 def need_id(args, name, extra=0):
     """The container id of a command taking one (and up to `extra` more
     arguments), by runc's rules: [A-Za-z0-9_+.-]+, not "." or ".."."""
-    global _ID_CHARS
     if not args or len(args) > 1 + extra:
         want = ("exactly 1" if not extra else "a minimum of 1" if not args
                 else f"a maximum of {1 + extra}")
@@ -263,9 +263,6 @@ def need_id(args, name, extra=0):
     cid = args[0]
     if not cid:
         raise UsageError("container id cannot be empty")
-    if _ID_CHARS is None:
-        import re
-        _ID_CHARS = re.compile(r"[A-Za-z0-9_+.-]+")
-    if not _ID_CHARS.fullmatch(cid) or cid in (".", ".."):
+    if not _ID_CHARS.issuperset(cid) or cid in (".", ".."):
         raise UsageError(f"invalid container ID format: {cid!r}")
     return cid

@@ -1,8 +1,8 @@
 """Queries: state, list, ps, events (the hot ones load no config and no
 plugins)."""
-import json
 import os
 
+from libcontainer import jsonio as json     # ~8 ms less than the json package
 from libcontainer.errors import LibcontainerError
 
 from .commandline import STOPPED, UsageError, command, need_id, Opt

@@ -2,7 +2,7 @@
 attached: its terminal (attached or sent to --console-socket), passed fds,
 the pid file, signal forwarding and waiting."""
 import os
-import signal
+import _signal as signal     # numbers, not the signal module's enums (~4 ms)
 
 from libcontainer.errors import LibcontainerError
 

@@ -7,8 +7,6 @@ grant more.
 """
 import os
 import pwd
-import shutil
-import subprocess
 
 from libcontainer import hookimpl
 from libcontainer.errors import ConfigError, SetupError
@@ -63,6 +61,7 @@ def _rootless_check(maps, where, own, sub_file, tool):
                                   f"are not yours: no {sub_file} entry for user {user}")
             raise ConfigError(f"{where}[{i}]: host ids {m.host_id}-{m.host_id + m.size - 1} "
                               f"exceed what {sub_file} grants {user}")
+        import shutil       # imported here: the common case maps only our own id
         if shutil.which(tool) is None:
             raise ConfigError(f"{where}: mapping more than your own id needs {tool} "
                               f"(apt-get install uidmap)")
@@ -122,6 +121,7 @@ def libcontainer_map_ids(container, process, pid):
                                   (config.gid_mappings, "gid", os.getegid(), "newgidmap")):
         if _needs_helper(maps, own):
             args = [str(v) for m in maps for v in (m.container_id, m.host_id, m.size)]
+            import subprocess
             r = subprocess.run([tool, str(pid), *args], capture_output=True, text=True)
             if r.returncode != 0:
                 raise SetupError(f"{tool} {pid} {' '.join(args)}: "

@@ -13,7 +13,6 @@ name -- when the container is deleted.
   and given its addresses; the hold is released.
 """
 import contextlib
-import ipaddress
 import os
 
 from libcontainer.errors import ConfigError, SetupError
@@ -117,6 +116,8 @@ def _move(ipr, idx, netns, old, name, up, addresses):
             raise SetupError(f"interface {old!r} is not found where it was moved")
         if old != name:
             target.link("set", index=idx, ifname=name)
+        if addresses:
+            import ipaddress    # ~1 ms: only with addresses to set
         for address in addresses:
             netlink.add_address(target, idx, ipaddress.ip_interface(address))
         if up:

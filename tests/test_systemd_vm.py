@@ -135,8 +135,9 @@ def test_scope_lifecycle_in_vm(rt):
                                  memory={"limit": 64 * MB},
                                  cpu={"quota": 50000, "period": 100000},
                                  pids={"limit": 100})
-    rt.ok("--systemd-cgroup", "create", "--bundle", bundle, cid)
-    pid = rt.state(cid)["pid"]
+    pid_file = os.path.join(bundle, "pid")
+    rt.ok("--systemd-cgroup", "create", "--pid-file", pid_file, "--bundle", bundle, cid)
+    pid = int(read(pid_file))
     assert read(f"/proc/{pid}/cgroup") == f"0::/system.slice/{unit}"
     assert read(f"{scope}/cgroup.procs") == str(pid)     # the holder is gone
     assert show(unit, "MemoryMax") == str(64 * MB) == read(f"{scope}/memory.max")
@@ -155,7 +156,7 @@ def test_scope_lifecycle_in_vm(rt):
     assert rt.state(cid)["status"] == "paused"
     assert read(f"{scope}/cgroup.freeze") == "1"
     rt.ok("resume", cid)
-    assert rt.state(cid)["status"] == "running"
+    assert read(f"{scope}/cgroup.freeze") == "0"
     assert str(pid) in rt.ok("ps", cid).stdout
 
     rt.ok("delete", "--force", cid)
@@ -216,6 +217,18 @@ def test_existing_unit_is_refused_and_left_alone_in_vm(rt):
     assert read(f"{CG}/system.slice/pyrunc-{first}.scope/cgroup.procs") == read(pid_file)
     assert not os.path.exists(os.path.join(rt.root, other))
     rt.ok("delete", "--force", first)
+
+
+@in_vm
+def test_oom_killed_scope_is_forgotten_in_vm(rt):
+    """An OOM kill can leave the scope "failed" (still loaded): delete
+    resets it, so the name can be used again."""
+    cid, bundle = systemd_bundle(rt, f"system.slice:pyrunc:{unique()}",
+                                 ("dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"),
+                                 memory={"limit": 16 * MB})
+    assert rt("--systemd-cgroup", "run", "--bundle", bundle, cid).returncode == 137
+    assert show(f"pyrunc-{cid}.scope", "LoadState") == "not-found"
+    assert not os.path.exists(f"{CG}/system.slice/pyrunc-{cid}.scope")
 
 
 @in_vm

@@ -149,8 +149,14 @@ class Manager(cgroups_v2.Manager):
             return
         super().remove()
         from .systemd import Bus
-        with Bus(f"cgroups.path {self.path}") as bus:
-            bus.stop(self.unit)
+        try:
+            bus = Bus(f"cgroups.path {self.path}")
+        except CgroupError:
+            if os.path.isdir(self.dir):
+                raise
+            return      # the scope ended with its processes: nothing of ours is left
+        with bus:
+            bus.stop(self.unit)     # also forgets a failed one (an OOM kill)
         common.rmdir_tree(self.dir)     # normally gone with the unit
 
 

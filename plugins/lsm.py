@@ -19,6 +19,7 @@ import os
 
 from libcontainer import hookimpl
 from libcontainer.errors import ConfigError, SetupError
+from libcontainer.linux.mount import fstatfs_type   # used after pivot_root: imported now
 
 # where the kernel shows them; the tests point these at a temporary tree
 SYS = "/sys"
@@ -127,7 +128,6 @@ def _write(path, value, field, what, reasons):
     try:
         if PROC == "/proc":
             # never a file mounted over /proc by the container (CVE-2019-16884)
-            from libcontainer.linux.mount import fstatfs_type
             if fstatfs_type(fd) != PROC_SUPER_MAGIC:
                 raise SetupError(f"{field}: cannot apply {what!r}: {path} is not on procfs")
         os.write(fd, value.encode())

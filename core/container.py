@@ -6,7 +6,7 @@ from the system, check the operation is allowed in it, do it, save.
 import errno
 import os
 import select
-import signal as _signal
+import _signal     # not signal: its enums cost a CLI call ~4 ms
 import time
 
 from . import log, state as st
@@ -322,8 +322,7 @@ class Container:
             errors = self._teardown()
             self._remove_fifo()
             crash_point("destroy:rmtree")
-            import shutil
-            shutil.rmtree(self.state_dir, ignore_errors=True)
+            _remove_tree(self.state_dir)
         if errors:
             raise LibcontainerError("destroy: " + "; ".join(f"{n}: {e}" for n, e in errors))
 
@@ -454,3 +453,17 @@ def _pids_in_pidns(init_pid):
             except OSError:
                 pass
     return pids
+
+
+def _remove_tree(path):
+    """rm -rf of a state dir, which holds files only: shutil's import (bz2,
+    lzma, fnmatch) costs ~3 ms of a `pyrunc run`."""
+    try:
+        for name in os.listdir(path):
+            os.unlink(os.path.join(path, name))
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:     # a directory in it, or a file going away meanwhile
+        import shutil
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,13 +1,14 @@
 """The factory: creates containers under a state root and loads them back."""
 import os
-import re
 
 from . import log, state as st
 from .container import Container
 from .errors import ConfigError, ContainerExists, ContainerNotExists, LibcontainerError
 from .stateroot import check_root
 
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
+# a character set, not a regular expression: re costs a CLI call ~5 ms
+_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_ID_CHARS = _ALNUM | frozenset("_.+-")
 
 # Config fields that confine the container, and the plugin applying each:
 # with that plugin disabled (LIBCONTAINER_DISABLE_PLUGINS may come from a
@@ -28,7 +29,8 @@ PROCESS_PLUGINS = {"capabilities": "capabilities", "no_new_privileges": "no_new_
 
 def validate_id(id):
     # fullmatch: "$" would accept a trailing newline
-    if not isinstance(id, str) or not _ID.fullmatch(id) or ".." in id:
+    if not isinstance(id, str) or not 0 < len(id) <= 128 or id[0] not in _ALNUM \
+            or not _ID_CHARS.issuperset(id) or ".." in id:
         raise LibcontainerError(f"invalid container id {id!r}: use 1-128 characters "
                                 f"from [A-Za-z0-9_.+-], not starting with a dot or dash")
 

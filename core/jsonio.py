@@ -91,3 +91,7 @@ def _unserializable(obj):
 
 def load(fp):
     return loads(fp.read())
+
+
+def dump(obj, fp, **kwargs):
+    fp.write(dumps(obj, **kwargs))

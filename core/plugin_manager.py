@@ -7,10 +7,10 @@ by the directories on ``sys.path`` and their modification times: installing or
 removing a distribution changes its site directory's mtime and so the key.
 """
 import importlib
-import json
 import os
 import sys
 
+from . import jsonio as json     # not the json package (re, enum: ~8 ms)
 from .errors import PluginError
 
 GROUP = "libcontainer.plugins"
@@ -157,13 +157,15 @@ class PluginManager:
         self._pm = _pluggy_manager(pluggy)
         self._pm.add_hookspecs(hookspecs)
         self.hook = self._pm.hook
-        wanted = None if hooks is None else {"libcontainer_register", *hooks}
+        wanted = None if hooks is None else set(hooks)
         complete = True
+        self._skipped = []      # not imported: they implement none of `hooks`
         for entry in self.entries:
             if entry["name"] in self.disabled:
                 continue
             if wanted is not None and _hooks_known(entry) and not wanted & set(entry["hooks"]):
                 complete = False
+                self._skipped.append(entry)
                 continue
             self._pm.register(_load(entry), name=entry["name"])
         if complete and entries is None:
@@ -174,15 +176,29 @@ class PluginManager:
         if missing:
             raise PluginError(f"essential plugin {sorted(missing)[0]!r} is not installed "
                               f"(is the libcontainer package installed?)")
-        self.registry = Registry()
-        self.hook.libcontainer_register(registry=self.registry)
+        self._registry = None
+
+    @property
+    def registry(self):
+        """Filled on first use, importing then the skipped plugins that offer
+        backends: `start` needs none (the network types alone import socket
+        and ctypes)."""
+        if self._registry is None:
+            for entry in self._skipped:
+                if "libcontainer_register" in entry["hooks"]:
+                    self._pm.register(_load(entry), name=entry["name"])
+            self._skipped = []
+            self._registry = Registry()
+            self.hook.libcontainer_register(registry=self._registry)
+        return self._registry
 
     def register(self, plugin, name):
         """Register an in-process plugin object (tests, embedding programs)."""
         if name in self.disabled:
             return
+        registry = self.registry     # filled first: this plugin adds itself once
         self._pm.register(plugin, name=name)
-        getattr(plugin, "libcontainer_register", lambda registry: None)(self.registry)
+        getattr(plugin, "libcontainer_register", lambda registry: None)(registry)
 
     def has(self, name):
         """The plugin is registered (not disabled, installed, loaded)."""

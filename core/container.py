@@ -234,8 +234,15 @@ class Container:
 
     # -- operating -------------------------------------------------------
     def signal(self, sig=_signal.SIGTERM, all=False):
-        self._check("signal")
-        pids = self.processes() if all else [self.init_pid]
+        """Signal the init; with ``all`` every process of the container,
+        also those left in its cgroup once the init is gone (a shared PID
+        namespace), as runc."""
+        if all and self.status() == st.STOPPED:
+            results = self.pm.hook.libcontainer_processes(container=self)
+            pids = sorted({p for result in results for p in result})
+        else:
+            self._check("signal")
+            pids = self.processes() if all else [self.init_pid]
         for pid in (p for p in pids if p > 0):
             try:
                 os.kill(pid, sig)

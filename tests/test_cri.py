@@ -386,11 +386,7 @@ def runtime(binary, root, *args):
         return p.returncode, out.read()
 
 
-@pytest.mark.parametrize("handler", [
-    "runc",
-    pytest.param("pyrunc", marks=pytest.mark.xfail(strict=True, reason=(
-        "pyrunc kill --all returns without signalling when the init is gone "
-        "(cli/pyrunc/lifecycle.py kill): the rest of the container's cgroup lives on")))])
+@pytest.mark.parametrize("handler", ["runc", "pyrunc"])
 def test_kill_all_after_the_init_died_in_a_shared_pid_namespace(node, handler, tmp_path):
     """What containerd's shim runs when the init of a container sharing the
     pod's PID namespace exits: `kill --all ID KILL` must kill the processes

@@ -17,9 +17,7 @@ def kill(rt, o, args):
     cid = need_id(args, "kill", extra=1)
     sig = parse_signal(args[1] if len(args) > 1 else "SIGTERM")
     data, status = rt.read(cid)
-    if status == STOPPED:
-        if o.all:
-            return      # nothing left to signal: fine (as runc)
+    if status == STOPPED and not o.all:     # --all: what its cgroup still holds
         raise LibcontainerError("container not running")
     if o.all or status == PAUSED:
         from libcontainer.container import DESTROY_HOOKS

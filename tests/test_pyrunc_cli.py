@@ -90,6 +90,15 @@ def runc(tmp_path, rootfs):
     rt.down()
 
 
+def gone(pid):
+    """Exited (a zombie the pod's init does not reap counts)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1][0] in "ZX"
+    except FileNotFoundError:
+        return True
+
+
 def codes(out):
     """'name=N' words of a script's output -> {name: N}."""
     return dict(w.split("=", 1) for w in out.split() if re.fullmatch(r"[\w-]+=-?\d+", w))
@@ -485,3 +494,50 @@ def test_exec_with_a_disabled_confinement_plugin_fails_closed(pyrunc):
             assert rc == 0, err
             continue
         assert rc == 255 and f"'{plugin}' plugin" in err and len(err.splitlines()) == 1, err
+
+
+def test_kill_all_of_a_stopped_container_reaches_its_cgroup(pyrunc, tmp_path):
+    """Its init gone, a container joined to another's PID namespace keeps
+    children in its cgroup: `kill --all` ends them (containerd's shim relies
+    on it), as runc."""
+    pyrunc.up()
+    pod_init = pyrunc.init_pid()
+    cid = unique("joined")
+    bundle = tmp_path / cid
+    bundle.mkdir()
+    spec = json.loads((pyrunc.bundle / "config.json").read_text())
+    spec["process"]["args"] = ["sh", "-c", "sleep 1001 & exec sleep 1002"]
+    spec["linux"]["cgroupsPath"] = f"/{cid}"
+    spec["linux"]["namespaces"] = [dict(ns, path=f"/proc/{pod_init}/ns/pid")
+                                   if ns["type"] == "pid" else ns
+                                   for ns in spec["linux"]["namespaces"]]
+    (bundle / "config.json").write_text(json.dumps(spec))
+    env = {"C2": cid, "B2": str(bundle)}
+    try:
+        rc, out, err = pyrunc('$RT run -d --bundle "$B2" "$C2" >/dev/null 2>&1 </dev/null; '
+                              'echo run=$?', env=env)
+        assert codes(out)["run"] == "0", err
+        pids = []
+        for _ in range(200):
+            pids = json.loads(pyrunc('$RT ps --format json "$C2"', env=env)[1] or "[]")
+            if len(pids) == 2:
+                break
+            subprocess.run(["sleep", "0.05"])
+        assert len(pids) == 2
+        state = json.loads(pyrunc('$RT state "$C2"', env=env)[1])
+        os.kill(state["pid"], 9)
+        for _ in range(200):
+            if '"stopped"' in pyrunc('$RT state "$C2"', env=env)[1]:
+                break
+            subprocess.run(["sleep", "0.05"])
+        left = [p for p in pids if p != state["pid"]]
+        assert not gone(left[0])        # the child lives on
+        rc, out, err = pyrunc('$RT kill --all "$C2" KILL; echo kill=$?', env=env)
+        assert codes(out)["kill"] == "0", err
+        for _ in range(200):
+            if gone(left[0]):
+                break
+            subprocess.run(["sleep", "0.05"])
+        assert gone(left[0])
+    finally:
+        pyrunc('$RT delete --force "$C2"', env=env)

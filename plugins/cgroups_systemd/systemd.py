@@ -52,10 +52,18 @@ class Bus:
     def run_job(self, method, signature, *args, what=None):
         """Call a method that queues a job and wait until the job is done;
         fail unless its result is "done"."""
-        from jeepney import MatchRule, message_bus
-        # no sender=: signals carry systemd's unique name, which the local
-        # filter would not match with the well-known one
-        rule = MatchRule(type="signal", interface=MANAGER, member="JobRemoved", path=PATH)
+        from jeepney import DBusErrorResponse, MatchRule, message_bus
+        from jeepney.wrappers import unwrap_msg
+        # signals carry systemd's unique name: match that one (any client
+        # may send a signal)
+        try:
+            owner = unwrap_msg(self.conn.send_and_get_reply(message_bus.GetNameOwner(DEST),
+                                                            timeout=JOB_TIMEOUT))[0]
+        except DBusErrorResponse as e:
+            raise CgroupError(f"{self.where}: systemd is not on the D-Bus system bus: "
+                              f"{_text(e)}") from None
+        rule = MatchRule(type="signal", sender=owner, interface=MANAGER, member="JobRemoved",
+                         path=PATH)
         self.conn.send_and_get_reply(message_bus.AddMatch(rule), timeout=JOB_TIMEOUT)
         self.call("Subscribe", "")      # systemd sends job signals only to subscribers
         with self.conn.filter(rule, bufsize=256) as queue:

@@ -92,6 +92,13 @@ class Bench(Scenarios, Report):
                         *(os.path.join(REPO, d) for d in ("core", "cli", "plugins"))],
                        capture_output=True)
         self.bundles = Bundles(self.tmp, self.rootfs, self.cgroot)
+        # every runtime's state root on a tmpfs, as engines keep it (/run):
+        # here /tmp and /run are ext4, where a state file's rename costs ~0.4 ms
+        state = os.path.join(self.tmp, "state")
+        os.makedirs(state)
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0711,size=64m",
+                                  f"{PREFIX}{self.token}", state]).returncode == 0
+        self.info["state_roots"] = "tmpfs" if mounted else "the file system of /tmp"
         if self.args.install:
             install_runtimes(self.log)
         for name in ("pyrunc", "runc", "crun"):
@@ -223,6 +230,8 @@ class Bench(Scenarios, Report):
         left = remove_cgroups(self.cgroot)
         if left:
             self.log(f"cleanup: could not remove {left}")
+        if self.info.get("state_roots") == "tmpfs":
+            subprocess.run(["umount", "--lazy", state], capture_output=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

@@ -167,15 +167,25 @@ def test_scope_lifecycle_in_vm(rt):
 @in_vm
 def test_same_scope_and_limits_as_runc_in_vm(rt, tmp_path):
     """runc 1.1 (--systemd-cgroup) and pyrunc, same bundle: the same unit
-    path and the same values in the files (a quota that systemd rounds)."""
+    path, the same values in the files (a quota that systemd rounds), and
+    the device rules enforced (the guest's disk node is there, not allowed)."""
     script = ("c=$(cut -d: -f3 /proc/self/cgroup); echo $c; "
-              "cat /sys/fs/cgroup$c/memory.max /sys/fs/cgroup$c/cpu.max /sys/fs/cgroup$c/pids.max")
+              "cat /sys/fs/cgroup$c/memory.max /sys/fs/cgroup$c/cpu.max /sys/fs/cgroup$c/pids.max; "
+              "[ -b /dev/vda ] && echo vda-node; "
+              "head -c1 /dev/vda >/dev/null 2>&1 && echo vda-read || echo vda-denied")
     seen = {}
     for runtime in ("runc", "pyrunc"):
         cid, bundle = systemd_bundle(rt, f"system.slice:cmp:{unique()}", ("sh", "-c", script),
                                      memory={"limit": 48 * MB},
                                      cpu={"quota": 33333, "period": 100000},
                                      pids={"limit": 77})
+        with open(os.path.join(bundle, "config.json")) as f:
+            spec = json.load(f)
+        vda = os.stat("/dev/vda").st_rdev
+        spec["linux"]["devices"] = [{"path": "/dev/vda", "type": "b", "major": os.major(vda),
+                                     "minor": os.minor(vda)}]
+        with open(os.path.join(bundle, "config.json"), "w") as f:
+            json.dump(spec, f)
         cmd = [{"runc": "runc", "pyrunc": PYRUNC}[runtime], "--root", str(tmp_path / runtime), "--systemd-cgroup", "run",
                "--bundle", bundle, cid]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -184,6 +194,7 @@ def test_same_scope_and_limits_as_runc_in_vm(rt, tmp_path):
         assert show(f"cmp-{cid}.scope", "LoadState") == "not-found"
     assert seen["pyrunc"] == seen["runc"]
     assert seen["pyrunc"].split("\n")[0] == "/system.slice/cmp-ID.scope"
+    assert seen["pyrunc"].split("\n")[-3:] == ["vda-node", "vda-denied", ""]
 
 
 @in_vm

@@ -876,6 +876,21 @@ def test_podman_detached_exec_top_stats_pause_stop(podman):
         podman("rm", "-f", name)
 
 
+@pytest.mark.clients
+def test_podman_non_root_user(podman):
+    """`-u` (or an image's USER line): the process runs as that user with
+    exactly its groups, with and without a terminal. (podman itself refuses
+    a `-w` that the image lacks, whatever the runtime: a missing cwd is
+    tested against pyrunc directly, test_missing_cwd_is_created_as_runc.)"""
+    p = podman("run", "--rm", "-u", "1000:1000", "-w", "/tmp", "lct-busybox",
+               "sh", "-c", "id -u; id -g; id -G; pwd; touch ok && echo wrote")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["1000", "1000", "1000", "/tmp", "wrote"]
+    p = podman("run", "--rm", "-t", "-u", "1000:1000", "lct-busybox", "sh", "-c", "id -u; tty")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split()[0] == "1000" and p.stdout.split()[1].startswith("/dev/pts/")
+
+
 class Containerd:
     def __init__(self, tmp_path):
         self.dir = tmp_path

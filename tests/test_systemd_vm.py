@@ -148,6 +148,10 @@ def test_scope_lifecycle_in_vm(rt):
 
     rt.ok("update", "--memory", str(32 * MB), cid)
     assert show(unit, "MemoryMax") == str(32 * MB) == read(f"{scope}/memory.max")
+    # the limits are systemd's own: a reload re-applies them, unchanged
+    files = [read(f"{scope}/{f}") for f in ("memory.max", "cpu.max", "pids.max")]
+    subprocess.run(["systemctl", "daemon-reload"], check=True)
+    assert [read(f"{scope}/{f}") for f in ("memory.max", "cpu.max", "pids.max")] == files
     stats = json.loads(rt.ok("events", "--stats", cid).stdout)["data"]
     assert stats["memory"]["usage"]["limit"] == 32 * MB
     assert stats["pids"] == {"current": 1, "limit": 100}

@@ -27,11 +27,40 @@ def unique(name=""):
 @pytest.fixture(scope="session")
 def rootfs(tmp_path_factory):
     built = os.path.join(REPO, "build", "rootfs")
-    if os.path.exists(os.path.join(built, "bin", "busybox")):
-        return built
-    path = str(tmp_path_factory.mktemp("rootfs") / "rootfs")
-    subprocess.run([os.path.join(REPO, "tools", "mkrootfs"), path], check=True)
-    return path
+    if not os.path.exists(os.path.join(built, "bin", "busybox")):
+        built = str(tmp_path_factory.mktemp("rootfs") / "rootfs")
+        subprocess.run([os.path.join(REPO, "tools", "mkrootfs"), built], check=True)
+    yield built
+    # the image is shared by every test: a runtime that made device nodes in
+    # it (instead of in the container's /dev) changed an image it must not
+    made = [n for n in os.listdir(os.path.join(built, "dev")) if _special(built, "dev", n)]
+    assert not made, f"device nodes left in the shared rootfs's /dev: {made}"
+
+
+def _special(*path):
+    """A device node, fifo or socket: what a copy must not read."""
+    import stat
+    return not stat.S_ISREG(os.lstat(os.path.join(*path)).st_mode) and \
+        not stat.S_ISDIR(os.lstat(os.path.join(*path)).st_mode) and \
+        not os.path.islink(os.path.join(*path))
+
+
+def copy_rootfs(src, dst):
+    """A private copy of an image, without device nodes, fifos or sockets
+    (copying /dev/zero would fill the disk)."""
+    import shutil
+    shutil.copytree(src, dst, symlinks=True,
+                    ignore=lambda d, names: [n for n in names if _special(d, n)])
+    return dst
+
+
+def gone(pid):
+    """The process exited (a zombie nobody reaped yet counts)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1][0] in "ZX"
+    except FileNotFoundError:
+        return True
 
 
 @pytest.fixture

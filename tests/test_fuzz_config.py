@@ -21,7 +21,7 @@ import libcontainer
 from libcontainer import configs, sample
 from libcontainer.errors import LibcontainerError
 
-from conftest import TOKEN, nsinit, unique
+from conftest import TOKEN, copy_rootfs, nsinit, unique
 
 
 @pytest.fixture(autouse=True)
@@ -658,9 +658,7 @@ def test_mount_destination_traversal_is_contained(rootfs, tmp_path):
     """An absolute destination with '..' or through a symlink planted in the
     rootfs resolves inside the rootfs (as runc's securejoin): accepted, and
     nothing appears on the host."""
-    import shutil
-    image = tmp_path / "rootfs"
-    shutil.copytree(rootfs, image, symlinks=True)
+    image = copy_rootfs(rootfs, tmp_path / "rootfs")
     os.symlink("../../../../../../..", image / "evil")
     name = unique("escape")
     mounts = configs.default_mounts() + [

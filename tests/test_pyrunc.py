@@ -6,14 +6,13 @@ import os
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import tempfile
 import time
 
 import pytest
 
-from conftest import BIN, read_pty, unique
+from conftest import BIN, copy_rootfs, gone, read_pty, unique
 
 PYRUNC = os.path.join(BIN, "pyrunc")
 
@@ -105,14 +104,6 @@ def rt(tmp_path, rootfs):
     runtime.cleanup()
     assert not (os.path.isdir(runtime.root) and os.listdir(runtime.root))
 
-
-def gone(pid):
-    """The process exited (it may be a zombie nobody reaped yet)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1][0] in "ZX"
-    except FileNotFoundError:
-        return True
 
 
 def last_error_record(path):
@@ -954,9 +945,7 @@ def containerd(tmp_path_factory, rootfs):
     path = tmp_path_factory.mktemp("ctd")
     # before containerd starts (a failed copy leaves no daemon), and never a
     # device node a test left in the rootfs (copying /dev/full fills the disk)
-    shutil.copytree(rootfs, path / "rootfs", symlinks=True, ignore=lambda d, names: [
-        n for n in names if stat.S_ISCHR(os.lstat(os.path.join(d, n)).st_mode)
-        or stat.S_ISBLK(os.lstat(os.path.join(d, n)).st_mode)])
+    copy_rootfs(rootfs, path / "rootfs")
     ctd = Containerd(path)
     yield ctd
     ctd.close()

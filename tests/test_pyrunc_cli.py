@@ -15,7 +15,7 @@ import libcontainer
 from libcontainer import configs
 from libcontainer.errors import ConfigError, LibcontainerError
 
-from conftest import BIN, unique
+from conftest import BIN, gone, unique
 
 PYRUNC = os.path.join(BIN, "pyrunc")
 RUNC = shutil.which("runc")
@@ -89,14 +89,6 @@ def runc(tmp_path, rootfs):
     yield rt
     rt.down()
 
-
-def gone(pid):
-    """Exited (a zombie the pod's init does not reap counts)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1][0] in "ZX"
-    except FileNotFoundError:
-        return True
 
 
 def codes(out):

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import socket
-import stat
 import subprocess
 import sys
 import tempfile
@@ -16,7 +15,7 @@ import time
 import pytest
 
 from conftest import read_pty, unique
-from test_pyrunc import PYRUNC, Containerd, Result, Runtime, _need, rt  # noqa: F401 (rt)
+from test_pyrunc import PYRUNC, Result, Runtime, containerd, rt  # noqa: F401 (fixtures)
 
 RUNC = shutil.which("runc")
 MKDIR_DENIED = {"defaultAction": "SCMP_ACT_ALLOW",
@@ -478,20 +477,6 @@ def test_status_ignores_the_inits_name(rt, name):
 # --------------------------------------------------------------------------
 # containerd with a terminal
 # --------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def containerd(tmp_path_factory, rootfs):
-    _need("containerd", "ctr", "containerd-shim-runc-v2")
-    path = tmp_path_factory.mktemp("ctd")
-    # before containerd starts (a failed copy leaves no daemon), and never a
-    # device node a test left in the rootfs (copying /dev/zero fills the disk)
-    shutil.copytree(rootfs, path / "rootfs", symlinks=True, ignore=lambda d, names: [
-        n for n in names if stat.S_ISCHR(os.lstat(os.path.join(d, n)).st_mode)
-        or stat.S_ISBLK(os.lstat(os.path.join(d, n)).st_mode)])
-    ctd = Containerd(path)
-    yield ctd
-    ctd.close()
-
 
 @pytest.mark.clients
 def test_containerd_run_with_a_terminal(containerd):

@@ -14,7 +14,7 @@ import libcontainer
 from libcontainer import configs
 from libcontainer.errors import ConfigError
 
-from conftest import PREFIX, TOKEN, capture, unique
+from conftest import PREFIX, TOKEN, capture, copy_rootfs, unique
 
 NS = ["NEWUSER", "NEWNS", "NEWUTS", "NEWIPC", "NEWPID", "NEWNET"]
 SITE = sysconfig.get_paths()["purelib"]
@@ -224,7 +224,7 @@ def test_rootless_errors(user, rootfs, world_tmp):
     assert r.returncode == 1 and "needs a NEWUSER namespace" in r.stderr
     # a rootfs the user cannot read
     private = world_tmp / "private"
-    shutil.copytree(rootfs, private, symlinks=True)
+    copy_rootfs(rootfs, private)
     os.chmod(private, 0o700)
     rootless_bundle(user, str(private))
     r = as_user(user, "--root", root, "exec", "--id", unique(), "/bin/true")

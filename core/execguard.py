@@ -22,6 +22,7 @@ their /proc/PID/exe at all.
 import os
 import stat
 
+from . import procself
 from .errors import SetupError
 from .linux import statx
 
@@ -41,11 +42,13 @@ RUNTIME_EXE = _runtime_exe()
 
 
 def _container_mounts():
+    # through the procfs pinned before pivot_root: the container's
+    # /proc/self/mountinfo may be the image's file, naming every host mount
     try:
-        with open("/proc/self/mountinfo") as f:
+        with open(procself.open_self("mountinfo")) as f:
             return {int(line.split(None, 1)[0]) for line in f if line.strip()}
     except OSError:
-        return None     # no /proc in the container: the identity check remains
+        return None     # no /proc at all: the identity check remains
 
 
 def check(program, env, must_exist=False):

@@ -49,7 +49,7 @@ import struct
 import sys
 import termios
 
-from . import execguard, log, state
+from . import execguard, log, procself, state
 from .faults import crash_point
 from .errors import LibcontainerError, SetupError
 from .linux import misc
@@ -299,6 +299,9 @@ def _child(container, process, pm, chan, other_end, hold_fd):
     try:
         if other_end is not None:
             other_end.close()
+        # our own /proc/PID while /proc is the host's: after pivot_root it may
+        # be the image's files (the exec fifo, mountinfo, oom_score_adj)
+        pinned = procself.pin()
         # Die with the parent while setting up, so a killed runtime leaves no
         # half-made container behind; cleared just before exec.
         misc.prctl(misc.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -334,7 +337,9 @@ def _child(container, process, pm, chan, other_end, hold_fd):
         console = [_above(fd, n) for fd in console]
         if hold_fd is not None:
             hold_fd = _above(hold_fd, n)
-        _install_stdio(stdio, process.extra_fds, keep=[chan.sock.fileno(), *console, hold_fd])
+        pinned = procself.pin(_above(pinned, n))
+        _install_stdio(stdio, process.extra_fds,
+                       keep=[chan.sock.fileno(), *console, hold_fd, pinned])
         # the runtime's log file is closed now and its fd number may be
         # reused (by the exec fifo): no record from here on
         log.configure(level="critical")
@@ -347,9 +352,9 @@ def _child(container, process, pm, chan, other_end, hold_fd):
             os.close(fd)
         if hold_fd is not None:
             chan.sock.close()       # the creator has gone: nobody reads it
-            # reopened through /proc: the fifo's host path is not visible
-            # here. `start` reads until EOF (our exec), or our error after "0"
-            fifo = os.open(f"/proc/self/fd/{hold_fd}", os.O_WRONLY | os.O_CLOEXEC)
+            # reopened through our pinned /proc: the fifo's host path is not
+            # visible here. `start` reads until EOF (our exec), or our error after "0"
+            fifo = procself.open_self(f"fd/{hold_fd}", os.O_WRONLY)
             os.close(hold_fd)
             os.write(fifo, b"0")
             report = _fifo_reporter(fifo)
@@ -391,7 +396,7 @@ def _probe_fifo(fd):
     fifo for writing later: with no reader yet, an allowed open fails with
     ENXIO; a refused one with EACCES."""
     try:
-        os.close(os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+        os.close(procself.open_self(f"fd/{fd}", os.O_WRONLY | os.O_NONBLOCK))
     except OSError as e:
         if e.errno != errno.ENXIO:
             raise SetupError(f"exec fifo: {e.strerror}") from None

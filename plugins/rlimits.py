@@ -1,7 +1,8 @@
 """Resource limits (setrlimit) and the OOM score of the container's processes."""
+import os
 import resource
 
-from libcontainer import hookimpl
+from libcontainer import hookimpl, procself
 from libcontainer.errors import ConfigError, SetupError
 
 NAMES = {n[len("RLIMIT_"):]: getattr(resource, n) for n in dir(resource)
@@ -58,7 +59,8 @@ def libcontainer_setup_limits(container, process):
     if adj is not None:
         # before any privilege is dropped: lowering the score needs CAP_SYS_RESOURCE
         try:
-            with open("/proc/self/oom_score_adj", "w") as f:
+            # our pinned /proc: the container's may be the image's own file
+            with open(procself.open_self("oom_score_adj", os.O_WRONLY), "w") as f:
                 f.write(str(adj))
         except OSError as e:
             raise SetupError(f"oom_score_adj {adj}: {e.strerror}") from None

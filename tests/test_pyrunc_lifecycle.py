@@ -147,9 +147,10 @@ def test_create_with_a_terminal_returns_in_command_substitution(rt, runc, tmp_pa
         assert rt.state(cid)["status"] == "created"
         fds = fds_of(pid)
         # the pty slave as stdio, and of the runtime's only the exec fifo
+        # (and the init's own /proc/PID: a detached clone, "/")
         assert [fds[i] for i in (0, 1, 2)] == ["/dev/pts/0"] * 3
         assert sorted(v for k, v in fds.items() if k > 2) == \
-            [os.path.join(rt.root, cid, "exec.fifo")]
+            ["/", os.path.join(rt.root, cid, "exec.fifo")]
         rt.ok("start", cid)
         seen = read_pty(master, until=b"\n2\r\n", timeout=20)
     finally:
@@ -198,7 +199,7 @@ def test_detached_create_without_terminal_passes_only_the_callers_stdio(rt, runc
         assert extra not in fds.values(), name
         held[name] = fds
     assert sorted(v for k, v in held["pyrunc"].items() if k > 2) == \
-        [os.path.join(rt.root, cid, "exec.fifo")]
+        ["/", os.path.join(rt.root, cid, "exec.fifo")]     # "/": core/procself.py
 
 
 # --------------------------------------------------------------------------

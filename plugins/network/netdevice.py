@@ -56,7 +56,9 @@ class NetDevice(NetworkType):
         up, addresses = _describe(ipr, idx)
         record.update(host=network.host_interface_name, name=network.name, up=up,
                       addresses=addresses)
-        _move(ipr, idx, hold, network.host_interface_name, network.name, up, addresses)
+        # its index there: the container may rename it and name another "name"
+        record["index"] = _move(ipr, idx, hold, network.host_interface_name, network.name, up,
+                                addresses)
 
     def teardown(self, ctx, record):
         from . import netlink
@@ -67,13 +69,10 @@ class NetDevice(NetworkType):
             inside = None       # not a namespace any more: nothing to bring back
         try:
             if inside is not None:
-                # renamed, or still under its host name if attach failed halfway
-                for name in (record["name"], record["host"]):
-                    idx = netlink.index(inside, name)
-                    if idx is not None:
-                        _move(inside, idx, "/proc/self/ns/net", name, record["host"],
-                              record.get("up"), record.get("addresses", []))
-                        break
+                idx, name = _find(inside, record)
+                if idx is not None:
+                    _move(inside, idx, "/proc/self/ns/net", name, record["host"],
+                          record.get("up"), record.get("addresses", []))
         finally:
             if inside is not None:
                 inside.close()
@@ -81,6 +80,26 @@ class NetDevice(NetworkType):
                 umount2(hold, MNT_DETACH)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(hold)
+
+
+def _find(ipr, record):
+    """(index, name) in the container's namespace of the device moved in,
+    or (None, None). By the index it got there: the container's root can
+    rename it and give its name to a device of its own, which would go to
+    the host under the host device's name, with its addresses. By name only
+    if the move in failed halfway (no index recorded; nothing ran there)."""
+    from . import netlink
+    if "index" in record:
+        try:
+            link = ipr.link("get", index=record["index"])[0]
+        except netlink.NetlinkError:
+            return None, None       # deleted there (a virtual device)
+        return record["index"], link.get_attr("IFLA_IFNAME")
+    for name in (record["name"], record["host"]):
+        idx = netlink.index(ipr, name)
+        if idx is not None:
+            return idx, name
+    return None, None
 
 
 def _describe(ipr, idx):
@@ -97,30 +116,29 @@ def _describe(ipr, idx):
 
 def _move(ipr, idx, netns, old, name, up, addresses):
     """Move interface `idx` (named `old`) of `ipr`'s namespace into the
-    namespace at path `netns`, renamed `name`, with `addresses`, up if `up`."""
+    namespace at path `netns`, renamed `name`, with `addresses`, up if `up`.
+    Returns its index there."""
     from . import netlink
     fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
     try:
         ipr.link("set", index=idx, state="down")
-        # `ifname` with the move: the name to take if `old` is in use there
+        # moved and renamed `name` in one request (or it fails): a device
+        # named `old` there is another one (a host device of that name)
         ipr.link("set", index=idx, net_ns_fd=fd, ifname=name)
     finally:
         os.close(fd)
     target = netlink.open_in(netns)
     try:
         # the index changes too if it is taken there: found by name
-        idx = netlink.index(target, old)
-        if idx is None:
-            idx = netlink.index(target, name)
+        idx = netlink.index(target, name)
         if idx is None:
             raise SetupError(f"interface {old!r} is not found where it was moved")
-        if old != name:
-            target.link("set", index=idx, ifname=name)
         if addresses:
             import ipaddress    # ~1 ms: only with addresses to set
         for address in addresses:
             netlink.add_address(target, idx, ipaddress.ip_interface(address))
         if up:
             target.link("set", index=idx, state="up")
+        return idx
     finally:
         target.close()

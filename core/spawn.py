@@ -310,6 +310,9 @@ def _child(container, process, pm, chan, other_end, hold_fd):
         hook = pm.hook
         crash_point(phase)
         hook.libcontainer_enter_namespaces(container=container, process=process)
+        mntns = container.config.namespace("NEWNS")
+        if process.init and mntns is not None and not mntns.path:
+            pinned = procself.repin()   # a clone, now that the mount namespace is ours
         chan.send(ns=1)
         msg = chan.recv()
         if not msg or "go" not in msg:
@@ -366,6 +369,7 @@ def _child(container, process, pm, chan, other_end, hold_fd):
         hook.libcontainer_pre_exec(container=container, process=process)
         phase = "exec"
         execguard.check(process.args[0], env)   # a hook may have swapped it
+        procself.unpin()
         try:
             os.execvpe(process.args[0], process.args, env)
         except OSError as e:

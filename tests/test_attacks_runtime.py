@@ -217,3 +217,4 @@ def test_net_device_named_like_another_host_device(tmp_path, rootfs, host_veth):
     finally:
         rt.cleanup()
     assert _is_the_original(dev) and _is_the_original(other)
+

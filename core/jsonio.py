@@ -28,9 +28,8 @@ class _Decoder:
 _scan = make_scanner(_Decoder()) if make_scanner else None
 
 
-def loads(text):
-    if isinstance(text, (bytes, bytearray)):
-        text = text.decode()
+def loads(raw):
+    text = raw.decode() if isinstance(raw, (bytes, bytearray)) else raw
     if _scan is not None:
         start = len(text) - len(text.lstrip(_WS))
         try:
@@ -41,7 +40,7 @@ def loads(text):
             if not text[end:].strip(_WS):
                 return value
     import json
-    return json.loads(text)
+    return json.loads(raw)
 
 
 def dumps(obj, indent=None, separators=None, sort_keys=False, ensure_ascii=True):
@@ -49,14 +48,14 @@ def dumps(obj, indent=None, separators=None, sort_keys=False, ensure_ascii=True)
     item_sep, key_sep = separators or ((",", ": ") if indent is not None else (", ", ": "))
     if make_scanner is not None:
         enc = encode_basestring_ascii if ensure_ascii else encode_basestring
-        flat = make_encoder(None, _unserializable, enc, None, key_sep, item_sep,
+        flat = make_encoder({}, _unserializable, enc, None, key_sep, item_sep,
                             sort_keys, False, True)
         if indent is None:
             return "".join(flat(obj, 0))
         pad = " " * indent if isinstance(indent, int) else indent
         try:
             return _pretty(obj, pad, "\n", flat, enc, item_sep, key_sep, sort_keys)
-        except _Unusual:
+        except (_Unusual, RecursionError):     # a loop: json words it
             pass
     import json
     return json.dumps(obj, indent=indent, separators=separators, sort_keys=sort_keys,

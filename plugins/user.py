@@ -10,9 +10,15 @@ from libcontainer.errors import SetupError
 from libcontainer.linux import misc
 
 
+# what the init reads of the image's user database: a sparse file of
+# gigabytes would take that much memory (the host's, without a limit)
+_MAX_DATABASE = 16 << 20
+
+
 def _entries(path):
     """The lines of the image's `path` split on ":"; [] unless it is a
-    regular file (a FIFO or /dev/zero planted there would hang the init)."""
+    regular file (a FIFO or /dev/zero planted there would hang the init).
+    Only its first _MAX_DATABASE bytes."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
@@ -20,8 +26,9 @@ def _entries(path):
     with open(fd, errors="replace") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return []
-        return [line.rstrip("\n").split(":") for line in f if line.strip()
-                and not line.startswith("#")]
+        text = f.read(_MAX_DATABASE)
+    return [line.split(":") for line in text.split("\n") if line.strip()
+            and not line.startswith("#")]
 
 
 def resolve_user(spec, passwd="/etc/passwd", group="/etc/group"):

@@ -218,3 +218,24 @@ def test_net_device_named_like_another_host_device(tmp_path, rootfs, host_veth):
         rt.cleanup()
     assert _is_the_original(dev) and _is_the_original(other)
 
+
+
+# -- the image's user database read whole -----------------------------------
+
+def test_huge_user_database_is_not_read_whole(rootfs_copy, factory):
+    """/etc/passwd is read by the init as root before the program runs: a
+    sparse file of gigabytes (one endless line) took that much memory --
+    the host's, without a memory limit. Here the limit shows it."""
+    with open(os.path.join(rootfs_copy, "etc/passwd"), "w") as f:
+        f.truncate(2 << 30)
+    mb = 1 << 20
+    cg = configs.Cgroup(path=f"/{unique('cg')}", resources=configs.Resources(
+        memory=128 * mb, memory_swap=128 * mb))
+    c = factory.create(unique(), config(rootfs_copy, mounts=configs.default_mounts(),
+                                        cgroups=cg))
+    try:
+        p = libcontainer.Process(args=["/bin/true"], user="1000:1000")
+        c.start(p)
+        assert p.wait() == 0
+    finally:
+        c.destroy()

@@ -1,7 +1,8 @@
 """Attacks on what the runtime reads or acts on after the container could
 have a say (issue 15, the re-read): files the image supplies where the
-runtime expects its own procfs once the root has changed; each mounted on a
-real container."""
+runtime expects its own procfs once the root has changed, the network
+device a container can rename before it is moved back to the host, an
+endless user database; each mounted on a real container."""
 import os
 import subprocess
 import uuid

@@ -34,8 +34,8 @@ def loads(raw):
         start = len(text) - len(text.lstrip(_WS))
         try:
             value, end = _scan(text, start)
-        except StopIteration:
-            pass            # no value: json words the error
+        except Exception:   # StopIteration (no value), an error, or SystemError:
+            pass            # the C scanner raising outside json; json words the error
         else:
             if not text[end:].strip(_WS):
                 return value

@@ -54,3 +54,17 @@ def test_unusual_values_as_json():
                 json.dumps(doc, **kw)
             if kw == {}:
                 assert str(ours.value) == str(theirs.value)
+
+
+def test_errors_in_a_process_without_the_json_package():
+    """The hot commands never import json: there the C scanner cannot raise
+    JSONDecodeError itself (it raised SystemError on a truncated state.json)."""
+    import subprocess
+    import sys
+    code = ("import sys\nfrom libcontainer import jsonio\nassert 'json' not in sys.modules\n"
+            "for t in ['{\"a\": [1, 2', '{\"a\": \"b', '[1,', '']:\n"
+            "    try:\n        jsonio.loads(t)\n    except ValueError as e:\n"
+            "        print(type(e).__name__)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["JSONDecodeError"] * 4

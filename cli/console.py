@@ -36,6 +36,8 @@ def copy_winsize(src_fd, dst_fd):
 def relay(master, process, stdin=0, stdout=1):
     """Copy stdin -> master and master -> stdout until the process's side
     closes; return the process's exit status."""
+    import gc
+    gc.enable()     # the launchers turn it off for start-up; a session may last days
     saved = None
     if os.isatty(stdin):
         saved = termios.tcgetattr(stdin)

@@ -710,7 +710,7 @@ def default_spec(rootless=False, uid=None, gid=None):
 
 # -- every runtime-spec field, and what pyrunc does with it ---------------------
 
-SUPPORTED, REFUSED, WARNED, IGNORED = "supported", "refused", "warned", "ignored"
+SUPPORTED, REFUSED, WARNED, OTHER_OS = "supported", "refused", "warned", "other OS"
 
 
 def _rows(prefix, names, status=SUPPORTED, note=""):
@@ -722,7 +722,7 @@ def _rows(prefix, names, status=SUPPORTED, note=""):
 # into; the others are leaves (a "*" leaf is a map of free keys). `refused`
 # rows are refused by the conversion or a plugin's validate_config (a test
 # checks each); `warned` ones are accepted and ignored with a warning;
-# `ignored` ones belong to other platforms. docs/pyrunc.md shows this table
+# `other OS` ones belong to other platforms (runtime-spec: not Linux). docs/pyrunc.md shows this table
 # (a test compares them).
 FIELDS = {
     **_rows("", "ociVersion hostname domainname"),
@@ -731,8 +731,8 @@ FIELDS = {
     **_rows("process", "terminal args env cwd noNewPrivileges oomScoreAdj"),
     **_rows("process.consoleSize", "height width"),
     **_rows("process.user", "uid gid umask additionalGids"),
-    "process.user.username": (IGNORED, "Windows only"),
-    "process.commandLine": (IGNORED, "Windows only"),
+    "process.user.username": (OTHER_OS, "Windows only"),
+    "process.commandLine": (OTHER_OS, "Windows only"),
     **_rows("process.capabilities", "bounding effective inheritable permitted ambient"),
     **_rows("process.rlimits[]", "type soft hard"),
     "process.apparmorProfile": (SUPPORTED, "lsm plugin; refused where AppArmor is not "
@@ -791,7 +791,7 @@ FIELDS = {
     "linux.personality.domain": (SUPPORTED, "LINUX or LINUX32"),
     "linux.personality.flags": (WARNED, "as runc: not supported, ignored"),
     **_rows("linux.memoryPolicy", "mode nodes flags"),
-    **_rows("", "windows solaris vm zos freebsd", IGNORED, "not Linux"),
+    **_rows("", "windows solaris vm zos freebsd", OTHER_OS, "not Linux"),
 }
 
 

@@ -397,7 +397,7 @@ def _doc_table():
     table = text.split("<!-- fields -->")[1]
     rows = {}
     for line in table.splitlines():
-        m = re.match(r"\| `([^`]+)` \| (\w+) \| (.*) \|$", line)
+        m = re.match(r"\| `([^`]+)` \| ([\w ]+) \| (.*) \|$", line)
         if m:
             rows[m[1]] = (m[2], m[3].strip())
     return rows

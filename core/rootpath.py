@@ -6,6 +6,7 @@ onto ``rootfs + "/etc/..."`` naively would follow them onto the host
 ``/`` being the rootfs: absolute link targets restart at the rootfs, ``..``
 stops at it.
 """
+import contextlib
 import ctypes
 import errno
 import os
@@ -64,12 +65,56 @@ _openat2 = fn("syscall", ctypes.c_long, ctypes.c_long, ctypes.c_int, ctypes.c_ch
               ctypes.POINTER(_OpenHow), ctypes.c_size_t)
 
 
+# root path -> [fd, (st_dev, st_ino)] while held(): one open of the rootfs for
+# the ~40 lookups of a container's mounts and device nodes
+_held = {}
+
+
+@contextlib.contextmanager
+def held(root):
+    """Open `root` once for every lookup in it within the block. The fd stays
+    on the mount it was opened on: a mount onto the root itself is seen only
+    after :func:`mounted_onto` drops it (a later lookup reopens)."""
+    if root in _held:
+        yield
+        return
+    _held[root] = None
+    try:
+        yield
+    finally:
+        entry = _held.pop(root)
+        if entry is not None:
+            os.close(entry[0])
+
+
+def mounted_onto(root, fd):
+    """Call after mounting onto `fd` (a path in `root`): if it is the root
+    itself, the held fd no longer leads to the top mount and is dropped."""
+    entry = _held.get(root)
+    if entry is not None:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) == entry[1]:
+            _held[root] = None
+            os.close(entry[0])
+
+
+def _root_fd(root):
+    entry = _held.get(root)
+    if entry is not None:
+        return entry[0]
+    fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    if root in _held:
+        st = os.fstat(fd)
+        _held[root] = [fd, (st.st_dev, st.st_ino)]
+    return fd
+
+
 def open_in_root(root, path, flags=os.O_PATH):
     """An fd (close-on-exec) for `path` resolved with `root` as ``/``:
     openat2(RESOLVE_IN_ROOT), so that no symlink -- absolute, ``..`` or
     swapped in meanwhile -- leads outside (CVE-2021-30465). Kernels before
     5.6 get :func:`resolve_in_root` and a check of the opened file's path."""
-    rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    rootfd = _root_fd(root)
     try:
         how = _OpenHow(flags | os.O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
         rel = path.lstrip("/") or "."
@@ -81,7 +126,8 @@ def open_in_root(root, path, flags=os.O_PATH):
         if err != errno.ENOSYS:
             raise OSError(err, os.strerror(err), f"openat2({root!r}, {path!r}, RESOLVE_IN_ROOT)")
     finally:
-        os.close(rootfd)
+        if root not in _held:
+            os.close(rootfd)
     fd = os.open(resolve_in_root(root, path), flags | os.O_CLOEXEC)
     real = os.readlink(f"/proc/self/fd/{fd}")
     if real != root and not real.startswith(root.rstrip("/") + "/"):
@@ -94,6 +140,11 @@ def mkdirs_in_root(root, path, mode=0o755):
     """``mkdir -p`` of `path` inside `root` (symlinks followed inside it, as
     :func:`resolve_in_root`), each directory made relative to an fd of its
     parent opened with :func:`open_in_root`."""
+    try:
+        os.close(open_in_root(root, path, os.O_PATH | os.O_DIRECTORY))
+        return      # the usual case: it exists, one lookup
+    except FileNotFoundError:
+        pass
     parts = _inside(root, path)
     for i in range(len(parts)):
         sub = "/".join(parts[:i + 1])
@@ -114,15 +165,15 @@ def mkdirs_in_root(root, path, mode=0o755):
 def create_file_in_root(root, path, mode=0o644):
     """Make `path` inside `root` exist as a (regular, empty) file unless it
     exists already; its parent directories are made as needed."""
-    parts = _inside(root, path)
-    if not parts:
-        return
-    mkdirs_in_root(root, "/".join(parts[:-1]))
     try:
         os.close(open_in_root(root, path))
         return
     except FileNotFoundError:
         pass
+    parts = _inside(root, path)
+    if not parts:
+        return
+    mkdirs_in_root(root, "/".join(parts[:-1]))
     parent = open_in_root(root, "/".join(parts[:-1]), os.O_PATH | os.O_DIRECTORY)
     try:
         # O_NOFOLLOW|O_EXCL: never through a symlink planted meanwhile

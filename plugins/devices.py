@@ -11,7 +11,7 @@ import stat
 from libcontainer import hookimpl
 from libcontainer.errors import ConfigError, SetupError
 from libcontainer.linux.mount import MS, mount
-from libcontainer.rootpath import mkdirs_in_root, open_in_root
+from libcontainer.rootpath import held, mkdirs_in_root, open_in_root
 
 TYPES = {"c": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 LINKS = [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
@@ -46,15 +46,16 @@ def libcontainer_setup_devices(container, process):
     rootfs = os.path.realpath(container.config.rootfs)
     old = os.umask(0)
     try:
-        for d in container.config.devices:
-            with _directory(rootfs, d.path) as (parent, name):
-                _make_node(d, parent, name)
-        for target, link in LINKS:
-            with _directory(rootfs, link) as (parent, name):
-                try:
-                    os.symlink(target, name, dir_fd=parent)
-                except FileExistsError:
-                    pass
+        with held(rootfs):      # the rootfs opened once for every node
+            for d in container.config.devices:
+                with _directory(rootfs, d.path) as (parent, name):
+                    _make_node(d, parent, name)
+            for target, link in LINKS:
+                with _directory(rootfs, link) as (parent, name):
+                    try:
+                        os.symlink(target, name, dir_fd=parent)
+                    except FileExistsError:
+                        pass
     finally:
         os.umask(old)
 
@@ -67,8 +68,11 @@ class _directory:
         self.rootfs, (self.dir, self.name) = rootfs, os.path.split(path)
 
     def __enter__(self):
-        mkdirs_in_root(self.rootfs, self.dir)
-        self.fd = open_in_root(self.rootfs, self.dir, os.O_PATH | os.O_DIRECTORY)
+        try:
+            self.fd = open_in_root(self.rootfs, self.dir, os.O_PATH | os.O_DIRECTORY)
+        except FileNotFoundError:
+            mkdirs_in_root(self.rootfs, self.dir)
+            self.fd = open_in_root(self.rootfs, self.dir, os.O_PATH | os.O_DIRECTORY)
         return self.fd, self.name
 
     def __exit__(self, *exc):

@@ -15,7 +15,8 @@ from libcontainer.errors import ConfigError, SetupError
 from libcontainer.linux.mount import (AT_RECURSIVE, FLAGS, MNT_DETACH, MS, OPEN_TREE_CLOEXEC,
                                      OPEN_TREE_CLONE, mount, move_mount, open_tree, pivot_root,
                                      umount2)
-from libcontainer.rootpath import create_file_in_root, mkdirs_in_root, open_in_root
+from libcontainer.rootpath import (create_file_in_root, held, mkdirs_in_root, mounted_onto,
+                                   open_in_root)
 
 from . import mount_options
 
@@ -79,8 +80,9 @@ def libcontainer_setup_mounts(container, process):
     mount(None, "/", None, PROPAGATION[_UNTIL_PIVOT.get(propagation, propagation)])
     _parent_private(rootfs)
     mount(rootfs, rootfs, None, MS.BIND | MS.REC)
-    for m in config.mounts:
-        mount_into(rootfs, m)
+    with held(rootfs):      # opened once, after the bind: its lookups see this mount
+        for m in config.mounts:
+            mount_into(rootfs, m)
 
 
 def _parent_private(rootfs):
@@ -191,6 +193,7 @@ def _opened(rootfs, destination, pseudo=None, expect=None):
     except OSError as e:
         raise OSError(e.errno, e.strerror, f"{e.filename} onto {destination}") from None
     finally:
+        mounted_onto(rootfs, fd)
         os.close(fd)
 
 

@@ -113,7 +113,9 @@ def apply(sets, keep=frozenset()):
     last = caps.last_cap()
     sets = {k: {c for c in v if c <= last} for k, v in sets.items()}   # newer than the kernel
     effective, permitted, inheritable = caps.capget()
-    bounding = caps.bounding()
+    # probed only where it decides: one prctl per wanted capability, not
+    # one per capability of the kernel (the others are dropped unread)
+    bounding = caps.bounding(sets["bounding"] | (sets["inheritable"] - inheritable))
     missing = (sets["permitted"] - permitted) | (sets["bounding"] - bounding) | \
         (sets["inheritable"] - inheritable - bounding)
     if missing:

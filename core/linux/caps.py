@@ -99,9 +99,11 @@ def capset(effective, permitted, inheritable):
           f"inheritable={names(inheritable)})")
 
 
-def bounding():
-    last = last_cap()
-    return {c for c in range(last + 1) if prctl(PR_CAPBSET_READ, c) == 1}
+def bounding(among=None):
+    """The bounding set; with `among`, only which of those capabilities are in it."""
+    if among is None:
+        among = range(last_cap() + 1)
+    return {c for c in among if prctl(PR_CAPBSET_READ, c) == 1}
 
 
 def drop_bounding(cap):

@@ -17,7 +17,7 @@ the seccomp filter, as runc does; they take effect at ``execve``.
 import errno
 import os
 
-from libcontainer import hookimpl
+from libcontainer import hookimpl, procself
 from libcontainer.errors import ConfigError, SetupError
 from libcontainer.linux.mount import fstatfs_type   # used after pivot_root: imported now
 
@@ -98,15 +98,12 @@ def libcontainer_finish_namespaces(container, process):
 def libcontainer_setup_privileges(container, process):
     profile = _own(process, container.config, "apparmor_profile")
     if profile:
-        path = _attr("apparmor/exec")
-        if not os.path.exists(path):
-            path = _attr("exec")
-        _write(path, f"exec {profile}", "apparmor_profile", profile,
+        _write(("apparmor/exec", "exec"), f"exec {profile}", "apparmor_profile", profile,
                {errno.ENOENT: "the profile is not loaded",
                 errno.EINVAL: "AppArmor is not enabled on this host"})
     label = _own(process, container.config, "process_label")
     if label:
-        _write(_attr("exec"), label, "process_label", label,
+        _write(("exec",), label, "process_label", label,
                {errno.EINVAL: "SELinux is not enabled on this host, or the label is invalid"})
 
 
@@ -120,11 +117,29 @@ def _attr(name):
     return f"{PROC}/thread-self/attr/{name}"
 
 
-def _write(path, value, field, what, reasons):
+def _open_attr(names):
+    """The first of attr/`names` that exists (attr/apparmor/exec is attr/exec
+    before Linux 5.1): (fd, path). On the real /proc through the child's
+    pinned /proc/PID (it is single-threaded: its thread's), never the image's
+    /proc; O_NONBLOCK so that a FIFO in its place cannot hang the setup."""
+    flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    for i, name in enumerate(names):
+        path = _attr(name)
+        try:
+            if PROC == "/proc":
+                return procself.open_self(f"attr/{name}", flags), path
+            return os.open(path, flags), path
+        except FileNotFoundError:
+            if i == len(names) - 1:
+                raise
+
+
+def _write(names, value, field, what, reasons):
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd, path = _open_attr(names)
     except OSError as e:
-        raise SetupError(f"{field}: cannot apply {what!r}: {path}: {e.strerror}") from None
+        raise SetupError(f"{field}: cannot apply {what!r}: {_attr(names[-1])}: "
+                         f"{e.strerror}") from None
     try:
         if PROC == "/proc":
             # never a file mounted over /proc by the container (CVE-2019-16884)

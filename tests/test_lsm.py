@@ -113,6 +113,18 @@ def test_apparmor_falls_back_to_attr_exec_before_linux_5_1(fake_lsm, make_config
     assert (fake_lsm / "exec").read_text() == "exec lct-web"
 
 
+def test_a_fifo_in_place_of_the_attribute_cannot_hang_the_setup(fake_lsm, make_config):
+    """An image's FIFO where the attribute file should be: opened without
+    blocking (no reader: ENXIO), one line, no hang. (On the real /proc the
+    file is reached through the child's pinned /proc/PID, never the image's.)"""
+    os.unlink(fake_lsm / "apparmor" / "exec")
+    os.mkfifo(fake_lsm / "apparmor" / "exec")
+    with pytest.raises(SetupError) as e:
+        lsm.libcontainer_setup_privileges(_container(make_config(apparmor_profile="lct-web")),
+                                          libcontainer.Process(args=["true"]))
+    assert "apparmor_profile: cannot apply 'lct-web'" in str(e.value)
+
+
 def test_unloaded_profile_is_one_line(fake_lsm, make_config):
     with pytest.raises(ConfigError) as e:
         lsm.libcontainer_validate_config(make_config(apparmor_profile="lct-nosuch"))

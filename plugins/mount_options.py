@@ -191,29 +191,62 @@ def set_recursive(fd, names, what):
 
 def copy_up(lower_fd, upper):
     """Copy the directory `lower_fd` (what a new tmpfs now covers) into
-    `upper`, with owners, modes, times and symlinks, as runc's tmpcopyup."""
-    _copy_tree(f"/proc/self/fd/{lower_fd}", upper)
+    `upper`, with owners, modes, times and symlinks, as runc's tmpcopyup.
+    Walked through directory fds, never following a symlink: what it covers
+    may be a volume another container changes meanwhile."""
+    dst = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _copy_dir(lower_fd, dst)
+    finally:
+        os.close(dst)
 
 
-def _copy_tree(src, dst):
-    with os.scandir(src) as entries:
-        for entry in entries:
-            s, d = entry.path, os.path.join(dst, entry.name)
-            st = entry.stat(follow_symlinks=False)
-            mode = st.st_mode
-            if stat.S_ISDIR(mode):
-                os.mkdir(d, 0o700)
-                _copy_tree(s, d)
-            elif stat.S_ISLNK(mode):
-                os.symlink(os.readlink(s), d)
-            elif stat.S_ISREG(mode):
-                import shutil   # ~2 ms (bz2, lzma, fnmatch): only for tmpcopyup
-                shutil.copyfile(s, d, follow_symlinks=False)
-            elif stat.S_ISSOCK(mode):
-                continue        # a socket is nothing without its listener
-            else:
-                os.mknod(d, mode, st.st_rdev)
-            os.chown(d, st.st_uid, st.st_gid, follow_symlinks=False)
-            if not stat.S_ISLNK(mode):
-                os.chmod(d, stat.S_IMODE(mode))     # after chown, which drops setuid
-            os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+_NOFOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+def _copy_dir(src, dst):
+    for name in os.listdir(src):
+        st = os.stat(name, dir_fd=src, follow_symlinks=False)
+        mode = st.st_mode
+        if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+            try:    # the very file stat'ed: a swapped-in symlink fails here
+                fd = os.open(name, _NOFOLLOW | (os.O_DIRECTORY if stat.S_ISDIR(mode) else 0),
+                             dir_fd=src)
+            except OSError as e:
+                raise OSError(e.errno, f"tmpcopyup: {name}: {e.strerror}") from None
+            try:
+                st = os.fstat(fd)
+                if stat.S_ISDIR(mode):
+                    os.mkdir(name, 0o700, dir_fd=dst)
+                    sub = os.open(name, _NOFOLLOW | os.O_DIRECTORY, dir_fd=dst)
+                    try:
+                        _copy_dir(fd, sub)
+                    finally:
+                        os.close(sub)
+                else:
+                    _copy_file(fd, name, dst, st.st_size)
+            finally:
+                os.close(fd)
+        elif stat.S_ISLNK(mode):
+            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+        elif stat.S_ISSOCK(mode):
+            continue        # a socket is nothing without its listener
+        else:
+            os.mknod(name, mode, st.st_rdev, dir_fd=dst)
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+        if not stat.S_ISLNK(mode):
+            os.chmod(name, stat.S_IMODE(mode), dir_fd=dst)     # after chown (drops setuid)
+        os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
+
+
+def _copy_file(src_fd, name, dst, size):
+    out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                  0o600, dir_fd=dst)
+    try:
+        while size > 0:     # the file may shrink meanwhile: stop at its end
+            n = os.sendfile(out, src_fd, None, size)
+            if n == 0:
+                break
+            size -= n
+    finally:
+        os.close(out)

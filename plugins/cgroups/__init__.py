@@ -253,33 +253,34 @@ def libcontainer_rootfs_ready(container, process):
     from libcontainer import configs
     from libcontainer.linux.mount import MS, mount
     from libcontainer.plugins.rootfs import mount_into
-    from libcontainer.rootpath import open_in_root
+    from libcontainer.rootpath import held, open_in_root
     rootfs = os.path.realpath(container.config.rootfs)
     by_name = {}        # name under the mount -> (host directory, keys)
     for key, d in sorted(dirs.items()):
         name = os.path.basename(d[:len(d) - len(stash["path"])].rstrip("/"))
         by_name.setdefault(name, (d, []))[1].append(key)
     safe = ["nosuid", "nodev", "noexec"]
-    for m in wanted:
-        mount_into(rootfs, configs.Mount("tmpfs", m.destination, "tmpfs", safe, "mode=755"))
-        for name, (d, keys) in sorted(by_name.items()):
-            if os.path.isdir(d):
-                mount_into(rootfs, configs.Mount(d, f"{m.destination}/{name}", "bind",
-                                                 ["bind", "ro", *safe]))
-            fd = open_in_root(rootfs, m.destination)
-            try:
-                for key in keys:
-                    if key != name and not key.startswith("name="):
-                        os.symlink(name, key, dir_fd=fd)
-            finally:
-                os.close(fd)
-        if "ro" in m.flags:
-            fd = open_in_root(rootfs, m.destination)
-            try:
-                mount(None, f"/proc/self/fd/{fd}", None,
-                      MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC)
-            finally:
-                os.close(fd)
+    with held(rootfs):      # one open of the rootfs for its ~90 lookups
+        for m in wanted:
+            mount_into(rootfs, configs.Mount("tmpfs", m.destination, "tmpfs", safe, "mode=755"))
+            for name, (d, keys) in sorted(by_name.items()):
+                if os.path.isdir(d):
+                    mount_into(rootfs, configs.Mount(d, f"{m.destination}/{name}", "bind",
+                                                     ["bind", "ro", *safe]))
+                fd = open_in_root(rootfs, m.destination)
+                try:
+                    for key in keys:
+                        if key != name and not key.startswith("name="):
+                            os.symlink(name, key, dir_fd=fd)
+                finally:
+                    os.close(fd)
+            if "ro" in m.flags:
+                fd = open_in_root(rootfs, m.destination)
+                try:
+                    mount(None, f"/proc/self/fd/{fd}", None,
+                          MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC)
+                finally:
+                    os.close(fd)
 
 
 # -- operating -----------------------------------------------------------------

@@ -12,6 +12,7 @@ import stat
 
 from libcontainer import hookimpl
 from libcontainer.errors import ConfigError, SetupError
+from libcontainer.linux import statx
 from libcontainer.linux.mount import (AT_RECURSIVE, FLAGS, MNT_DETACH, MS, OPEN_TREE_CLOEXEC,
                                      OPEN_TREE_CLONE, mount, move_mount, open_tree, pivot_root,
                                      umount2)
@@ -89,8 +90,10 @@ def _parent_private(rootfs):
     """runc's rootfsParentMountPrivate: the mount holding the rootfs (the
     first mount point from it upwards) is made private, so that nothing
     mounted beneath it reaches a peer on the host through a shared parent
-    (rshared roots, a shared /run), and pivot_root accepts it."""
-    path = rootfs
+    (rshared roots, a shared /run), and pivot_root accepts it. The walk
+    starts where the parent found that mount point (each EINVAL on the way
+    is an exception's worth of pages charged to the container)."""
+    path = _holders.get(rootfs, rootfs)
     while True:
         try:
             mount(None, path, None, MS.PRIVATE)
@@ -213,10 +216,30 @@ def _mount_fallback(m, dest, flags, error):
     raise error
 
 
+# rootfs -> the mount point holding it, found by the parent before the fork
+_holders = {}
+
+
+def _holding_mount(path):
+    """The mount point of the mount `path` is on, by mount ids; `path`
+    itself if the kernel does not tell (the child's walk goes on from it)."""
+    try:
+        mnt = statx.mount_id(path)
+        while path != "/" and mnt is not None and \
+                statx.mount_id(os.path.dirname(path)) == mnt:
+            path = os.path.dirname(path)
+    except OSError:
+        pass
+    return path
+
+
 @hookimpl
 def libcontainer_pre_clone(container, process):
     mount_options.prepare(container.config)
     _open_sources(container.config)
+    rootfs = os.path.realpath(container.config.rootfs)
+    _holders.clear()
+    _holders[rootfs] = _holding_mount(rootfs)
 
 
 @hookimpl

@@ -95,8 +95,8 @@ def capset(effective, permitted, inheritable):
         setattr(data[0], field, m & 0xFFFFFFFF)
         setattr(data[1], field, m >> 32)
     check(_capset(ctypes.byref(hdr), ctypes.byref(data)),
-          f"capset(effective={names(effective)}, permitted={names(permitted)}, "
-          f"inheritable={names(inheritable)})")
+          lambda: f"capset(effective={names(effective)}, permitted={names(permitted)}, "
+                  f"inheritable={names(inheritable)})")
 
 
 def bounding(among=None):

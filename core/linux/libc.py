@@ -15,10 +15,12 @@ def fn(name, restype, *argtypes):
 
 
 def check(ret, call):
-    """Raise OSError naming `call` when a libc call returned -1."""
+    """Raise OSError naming `call` when a libc call returned -1. `call` may
+    be a function making the name, called only then: an enum's repr on every
+    call costs a container's init pages of memory (charged to it)."""
     if ret == -1:
         err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), call)
+        raise OSError(err, os.strerror(err), call() if callable(call) else call)
     return ret
 
 

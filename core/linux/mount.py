@@ -122,7 +122,7 @@ _sys_move = fn("syscall", ctypes.c_long, ctypes.c_long, ctypes.c_int, ctypes.c_c
 
 def mount(source, target, fstype=None, flags=0, data=None):
     check(_mount(b(source), b(target), b(fstype), int(flags), b(data)),
-          f"mount({source!r}, {target!r}, {fstype!r}, {MS(flags)!r}, {data!r})")
+          lambda: f"mount({source!r}, {target!r}, {fstype!r}, {MS(flags)!r}, {data!r})")
 
 
 def umount2(target, flags=0):
@@ -166,8 +166,8 @@ def mount_setattr(target, attr_set=0, attr_clr=0, userns_fd=0, recursive=False, 
     attr = _MountAttr(int(attr_set), int(attr_clr), 0, userns_fd)
     flags |= AT_RECURSIVE if recursive else 0
     check(_sys(SYS_mount_setattr, dfd, path, flags, ctypes.addressof(attr), ctypes.sizeof(attr)),
-          f"mount_setattr({what or target!r}, set={ATTR(attr_set)!r}, clear={attr_clr:#x}"
-          f"{', recursive' if recursive else ''})")
+          lambda: f"mount_setattr({what or target!r}, set={ATTR(attr_set)!r}, "
+                  f"clear={attr_clr:#x}{', recursive' if recursive else ''})")
 
 
 # int fstatfs(int fd, struct statfs *buf); f_type is the first field (a long)

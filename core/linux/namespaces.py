@@ -35,8 +35,8 @@ _setns = fn("setns", ctypes.c_int, ctypes.c_int, ctypes.c_int)
 
 
 def unshare(flags):
-    check(_unshare(int(flags)), f"unshare({CLONE(flags)!r})")
+    check(_unshare(int(flags)), lambda: f"unshare({CLONE(flags)!r})")
 
 
 def setns(fd, nstype=0, what=None):
-    check(_setns(fd, int(nstype)), f"setns({what or fd!r}, {CLONE(nstype)!r})")
+    check(_setns(fd, int(nstype)), lambda: f"setns({what or fd!r}, {CLONE(nstype)!r})")

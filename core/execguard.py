@@ -57,7 +57,7 @@ def check(program, env, must_exist=False):
     `must_exist`, also if there is no such file (runc's create fails so)."""
     mounts = _container_mounts()
     candidates = [program] if "/" in program else \
-        [os.path.join(d, program) for d in os.get_exec_path(env)]
+        [os.path.join(d, program) for d in env.get("PATH", os.defpath).split(os.pathsep)]
     found = False
     for path in candidates:
         found = _check(program, path, mounts, 0) or found

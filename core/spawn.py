@@ -371,7 +371,7 @@ def _child(container, process, pm, chan, other_end, hold_fd):
         execguard.check(process.args[0], env)   # a hook may have swapped it
         procself.unpin()
         try:
-            os.execvpe(process.args[0], process.args, env)
+            _execvpe(process.args, env)
         except OSError as e:
             code = 127 if e.errno == 2 else 126
             raise SetupError(f"exec {process.args[0]!r}: {e.strerror}") from None
@@ -380,6 +380,24 @@ def _child(container, process, pm, chan, other_end, hold_fd):
         report(error=msg)
     finally:
         os._exit(code)
+
+
+def _execvpe(args, env):
+    """os.execvpe without os.get_exec_path, whose warnings.catch_warnings
+    dirties pages charged to the container: each PATH entry in turn, the
+    first error other than a missing file raised."""
+    if "/" in args[0]:
+        os.execve(args[0], args, env)
+    first = last = None
+    for d in env.get("PATH", os.defpath).split(os.pathsep):
+        try:
+            os.execve(os.path.join(d, args[0]), args, env)
+        except (FileNotFoundError, NotADirectoryError) as e:
+            last = e
+        except OSError as e:
+            last = e
+            first = first or e
+    raise first or last
 
 
 def _terminal(process):

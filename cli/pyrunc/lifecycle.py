@@ -122,8 +122,7 @@ def _create(rt, cid, o, detached):
                               "process": spec["process"]}
     container.state["created"] = _now()
     try:
-        container.save()
-        container.start(process, hold=True)
+        container.start(process, hold=True)     # saves them before anything is made
         if process.tty:
             hand_over_console(process, o.console_socket)
         send_pidfd(process.pid, o.pidfd_socket)

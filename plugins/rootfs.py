@@ -21,23 +21,26 @@ from libcontainer.rootpath import (create_file_in_root, held, mkdirs_in_root, mo
 
 from . import mount_options
 
-PROPAGATION = {
+# plain ints, not MS: each IntFlag operation runs enum's Python code in the
+# init, and every page that touches is charged to the container
+_RDONLY, _BIND, _REC, _REMOUNT = int(MS.RDONLY), int(MS.BIND), int(MS.REC), int(MS.REMOUNT)
+PROPAGATION = {name: int(flags) for name, flags in {
     "private": MS.PRIVATE, "rprivate": MS.PRIVATE | MS.REC,
     "slave": MS.SLAVE, "rslave": MS.SLAVE | MS.REC,
     "shared": MS.SHARED, "rshared": MS.SHARED | MS.REC,
     "unbindable": MS.UNBINDABLE, "runbindable": MS.UNBINDABLE | MS.REC,
-}
+}.items()}
 
 
 def parse_flags(names, where):
-    """mount(2) flags of option names; of two contrary ones the last wins,
-    as in runc and mount(8)."""
-    flags = MS(0)
+    """mount(2) flags (an int) of option names; of two contrary ones the
+    last wins, as in runc and mount(8)."""
+    flags = 0
     for name in names:
         if name not in FLAGS:
             raise ConfigError(f"{where}: unknown mount flag {name!r}")
         bit, on = FLAGS[name]
-        flags = flags | bit if on else flags & ~bit
+        flags = flags | int(bit) if on else flags & ~int(bit)
     return flags
 
 
@@ -80,7 +83,7 @@ def libcontainer_setup_mounts(container, process):
     propagation = config.rootfs_propagation
     mount(None, "/", None, PROPAGATION[_UNTIL_PIVOT.get(propagation, propagation)])
     _parent_private(rootfs)
-    mount(rootfs, rootfs, None, MS.BIND | MS.REC)
+    mount(rootfs, rootfs, None, _BIND | _REC)
     with held(rootfs):      # opened once, after the bind: its lookups see this mount
         for m in config.mounts:
             mount_into(rootfs, m)
@@ -113,8 +116,8 @@ def mount_into(rootfs, m):
     if m.device == "tmpfs":
         # a read-only tmpfs (/dev) is filled first (nodes, /dev/pts):
         # made read-only by libcontainer_setup_environment
-        flags &= ~MS.RDONLY
-    is_bind = m.device == "bind" or flags & MS.BIND
+        flags &= ~_RDONLY
+    is_bind = m.device == "bind" or flags & _BIND
     # CVE-2019-19921: procfs/sysfs never over a symlink or a file, checked
     # on the very fd mounted onto
     pseudo = m.device in ("proc", "sysfs")
@@ -137,7 +140,7 @@ def mount_into(rootfs, m):
                 if source_fd is not None:
                     move_mount(source_fd, dest)
                 elif not mount_options.attach(m, dest):
-                    mount(m.source, dest, None, MS.BIND | (flags & MS.REC))
+                    mount(m.source, dest, None, _BIND | (flags & _REC))
             else:
                 if m.tmpcopyup:
                     # what the tmpfs will cover stays reachable through this fd;
@@ -145,11 +148,11 @@ def mount_into(rootfs, m):
                     lower = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
                 try:
                     mount(m.source or m.device, dest, m.device,
-                          flags & ~MS.RDONLY if lower is not None else flags, m.data or None)
+                          flags & ~_RDONLY if lower is not None else flags, m.data or None)
                 except OSError as e:
                     _mount_fallback(m, dest, flags, e)
-        extra = flags & ~(MS.BIND | MS.REC) if is_bind else 0
-        if lower is not None and flags & MS.RDONLY:
+        extra = flags & ~(_BIND | _REC) if is_bind else 0
+        if lower is not None and flags & _RDONLY:
             extra = flags       # read-only once filled
         if extra or m.propagation or m.recursive or lower is not None:
             # opened again: the fd now leads to the new mount, not beneath it
@@ -158,7 +161,7 @@ def mount_into(rootfs, m):
                 if lower is not None:
                     mount_options.copy_up(lower, dest)
                 if extra:
-                    mount(None, dest, None, MS.BIND | MS.REMOUNT | extra)
+                    mount(None, dest, None, _BIND | _REMOUNT | extra)
                 for p in m.propagation:
                     mount(None, dest, None, PROPAGATION[p])
                 if m.recursive:
@@ -343,7 +346,7 @@ def _unescape(field):
 @hookimpl
 def libcontainer_setup_environment(container, process):
     for m in container.config.mounts:
-        if m.device == "tmpfs" and parse_flags(m.flags, m.destination) & MS.RDONLY:
+        if m.device == "tmpfs" and parse_flags(m.flags, m.destination) & _RDONLY:
             _remount_readonly(m.destination)
     if container.config.readonlyfs:
         mount(None, "/", None, MS.BIND | MS.REMOUNT | MS.RDONLY)

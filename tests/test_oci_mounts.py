@@ -13,7 +13,7 @@ from libcontainer import configs, specconv
 from libcontainer.errors import ConfigError, SetupError
 from libcontainer.linux.mount import MNT_DETACH, mount, umount2
 
-from conftest import capture, unique
+from conftest import capture, copy_rootfs, unique
 
 NS = ["NEWNS", "NEWUTS", "NEWIPC", "NEWPID", "NEWNET"]
 
@@ -290,3 +290,23 @@ def test_podman_idmap_volume(podman, shared_dir):  # noqa: F811
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["0", "0"]
     assert os.stat(shared_dir / "new").st_uid == 0
+
+
+def test_mounts_after_a_mount_onto_the_root_land_on_it(factory, make_config, rootfs, tmp_path):
+    """The rootfs is opened once for the lookups of all mounts
+    (core/rootpath.py held()): after a mount onto "/" itself, the next
+    mounts must go onto that new root, not beneath it where the container
+    never sees them. A private copy: missed, /dev's nodes land in the image."""
+    image = copy_rootfs(rootfs, str(tmp_path / "image"))
+    mounts = [configs.Mount(image, "/", "bind", ["rbind", "ro"]),
+              configs.Mount("tmpfs", "/tmp", "tmpfs", ["nosuid"], "size=1m")]
+    config = make_config(mounts=mounts + configs.default_mounts())
+    config.rootfs = image
+    container = factory.create(unique(), config)
+    try:
+        status, out = capture(container, ["/bin/cat", "/proc/self/mountinfo"], join=False)
+    finally:
+        container.destroy()
+    assert status == 0, out
+    line = next(l for l in out.splitlines() if l.split()[4] == "/tmp")
+    assert line.partition(" - ")[2].split()[0] == "tmpfs", out

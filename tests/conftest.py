@@ -54,6 +54,24 @@ def copy_rootfs(src, dst):
     return dst
 
 
+# CI clones the repo beside shared/: the tool is found relative to the repo's parent
+CGV2_VM = os.path.join(os.path.dirname(REPO), "shared", "tools", "cgv2-vm")
+
+
+def cgv2_vm_problem():
+    """None, or why the cgv2-vm guest cannot boot here (its first run
+    installs qemu and the guest kernel, cached; no KVM is fine: TCG)."""
+    if not os.access(CGV2_VM, os.X_OK):
+        return f"cgv2-vm not found at {CGV2_VM} (shared/ must sit beside the checkout)"
+    if os.geteuid() != 0:
+        return "cgv2-vm needs root"
+    setup = subprocess.run([CGV2_VM, "--setup"], capture_output=True, text=True, timeout=600)
+    if setup.returncode != 0:
+        last = (setup.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"cgv2-vm cannot run on this machine: {last}"
+    return None
+
+
 def gone(pid):
     """The process exited (a zombie nobody reaped yet counts)."""
     try:

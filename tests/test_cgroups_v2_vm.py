@@ -8,7 +8,6 @@ CPU emulation when there is no usable KVM): the selection stays small.
 In the guest, the ``[v1]`` variants skip themselves, and on the host the
 ``[v2]`` ones do (they check the cgroup2 mount type).
 """
-import os
 import re
 import subprocess
 import sys
@@ -17,9 +16,7 @@ import pytest
 
 from libcontainer.plugins.cgroups import common
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# CI clones the repo beside shared/: the tool is found relative to the repo's parent
-TOOL = os.path.join(os.path.dirname(REPO), "shared", "tools", "cgv2-vm")
+from conftest import CGV2_VM as TOOL, REPO, cgv2_vm_problem
 
 # test_cgroups.py tests run in the guest; each is parametrised [v1]/[v2]
 SELECTED = ["init_and_exec_join", "oom_kills_hog", "fork_bomb", "cpu_quota_throttles",
@@ -38,16 +35,7 @@ def _usable():
     """None, or why cgv2-vm cannot run here."""
     if common.mode() == "unified":
         return "this host has cgroup v2: tests/test_cgroups.py runs the [v2] tests directly"
-    if not os.access(TOOL, os.X_OK):
-        return f"cgv2-vm not found at {TOOL} (shared/ must sit beside the checkout)"
-    if os.geteuid() != 0:
-        return "cgv2-vm needs root"
-    # installs qemu and the guest kernel once (cached); no KVM is fine: it uses TCG
-    setup = subprocess.run([TOOL, "--setup"], capture_output=True, text=True, timeout=600)
-    if setup.returncode != 0:
-        last = (setup.stderr.strip().splitlines() or ["no output"])[-1]
-        return f"cgv2-vm cannot run on this machine: {last}"
-    return None
+    return cgv2_vm_problem()
 
 
 def test_cgroup_v2_driver_in_vm():

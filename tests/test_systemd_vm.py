@@ -13,12 +13,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, unique
+from conftest import CGV2_VM, REPO, cgv2_vm_problem, unique
 from test_pyrunc import PYRUNC, Runtime
 
 from libcontainer.plugins.cgroups import common
 
-TOOL = os.path.join(os.path.dirname(REPO), "shared", "tools", "cgv2-vm")
+TOOL = CGV2_VM
 CG = "/sys/fs/cgroup"
 IN_GUEST = os.environ.get("CGV2_VM") == "1"
 SYSTEMD_GUEST = IN_GUEST and os.path.isdir("/run/systemd/system") and common.mode() == "unified"
@@ -94,15 +94,7 @@ def test_no_bus_is_one_line_naming_the_path(monkeypatch):
 def _usable():
     if SYSTEMD_GUEST:
         return "this is the guest"
-    if not os.access(TOOL, os.X_OK):
-        return f"cgv2-vm not found at {TOOL} (shared/ must sit beside the checkout)"
-    if os.geteuid() != 0:
-        return "cgv2-vm needs root"
-    setup = subprocess.run([TOOL, "--setup"], capture_output=True, text=True, timeout=600)
-    if setup.returncode != 0:
-        last = (setup.stderr.strip().splitlines() or ["no output"])[-1]
-        return f"cgv2-vm cannot run on this machine: {last}"
-    return None
+    return cgv2_vm_problem()
 
 
 def test_systemd_driver_in_vm():

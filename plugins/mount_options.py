@@ -3,10 +3,11 @@ attributes (mount_setattr with AT_RECURSIVE), tmpfs copy-up and id-mapped
 bind mounts.
 
 Id-mapping a mount needs privilege over the source's filesystem, i.e. in the
-host's user namespace, which an init in a user namespace lacks. So, as runc
-1.2 does, the parent clones each source tree (open_tree) and id-maps it
-before the fork (``prepare``); the init inherits the fd and attaches the
-tree at its destination (``attach``).
+host's user namespace, which an init in a user namespace lacks; such an init
+(root's, not rootless) may not even reach a bind's source. So, as runc 1.2
+does, the parent clones each such source tree (open_tree), id-mapped if
+asked, before the fork (``prepare``); the init inherits the fd and attaches
+the tree at its destination (``attach``).
 """
 import errno
 import os
@@ -16,8 +17,9 @@ from libcontainer.errors import ConfigError, SetupError
 from libcontainer.linux import mount as ms
 from libcontainer.linux.namespaces import CLONE, unshare
 
-# id(Mount) -> fd of its detached, id-mapped tree: made by the parent before
-# the fork, inherited by the init
+# id(Mount) -> fd of its detached tree (id-mapped, or a plain clone of a bind's
+# source for a user namespace): made by the parent before the fork, inherited
+# by the init
 _trees = {}
 
 
@@ -58,13 +60,17 @@ def validate(config):
 # -- id-mapped binds ------------------------------------------------------------
 
 def prepare(config):
-    """Parent, before the fork: a detached id-mapped clone of every id-mapped
-    bind's source, in ``_trees``."""
+    """Parent, before the fork: a detached clone of every id-mapped bind's
+    source, id-mapped, and with a user namespace (root's: a rootless mapped
+    root reaches what the runtime does) of every other bind's, in ``_trees``."""
     close()         # what a failed start in this process may have left
     namespaces = {}
+    clone_binds = config.has_namespace("NEWUSER") and os.geteuid() == 0
     try:
         for i, m in enumerate(config.mounts):
             if not m.idmap:
+                if clone_binds and _is_bind(m):
+                    _trees[id(m)] = _clone(m)
                 continue
             uids = m.uid_mappings or config.uid_mappings
             gids = m.gid_mappings or config.gid_mappings
@@ -84,15 +90,24 @@ def prepare(config):
             os.close(fd)
 
 
+def _clone(m):
+    try:
+        return ms.open_tree(m.source, ms.OPEN_TREE_CLONE | ms.OPEN_TREE_CLOEXEC |
+                            (ms.AT_RECURSIVE if "rbind" in m.flags else 0))
+    except OSError as e:
+        raise SetupError(f"mount source {m.source}: {e.strerror}") from None
+
+
 def close():
-    """Parent: the init has its copies (or failed)."""
+    """Parent: the init has its copies (or failed); the init: what it did
+    not attach."""
     while _trees:
         os.close(_trees.popitem()[1])
 
 
 def attach(m, dest_fd):
-    """Child: attach the id-mapped tree of `m` onto `dest_fd`; False if `m`
-    is not id-mapped."""
+    """Child: attach the prepared tree of `m` onto `dest_fd`; False if there
+    is none (mount the source by path)."""
     fd = _trees.pop(id(m), None)
     if fd is None:
         if m.idmap:
@@ -106,8 +121,8 @@ def attach(m, dest_fd):
 
 
 def stat_source(m):
-    """os.stat of a bind's source; of its prepared tree if id-mapped (an init
-    in a user namespace may not reach the source)."""
+    """os.stat of a bind's source; of its prepared tree if any (an init in a
+    user namespace may not reach the source)."""
     fd = _trees.get(id(m))
     return os.stat(m.source) if fd is None else os.fstat(fd)
 

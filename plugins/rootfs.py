@@ -13,9 +13,7 @@ import stat
 from libcontainer import hookimpl
 from libcontainer.errors import ConfigError, SetupError
 from libcontainer.linux import statx
-from libcontainer.linux.mount import (AT_RECURSIVE, FLAGS, MNT_DETACH, MS, OPEN_TREE_CLOEXEC,
-                                     OPEN_TREE_CLONE, mount, move_mount, open_tree, pivot_root,
-                                     umount2)
+from libcontainer.linux.mount import FLAGS, MNT_DETACH, MS, mount, pivot_root, umount2
 from libcontainer.rootpath import (create_file_in_root, held, mkdirs_in_root, mounted_onto,
                                    open_in_root)
 
@@ -121,10 +119,7 @@ def mount_into(rootfs, m):
     # CVE-2019-19921: procfs/sysfs never over a symlink or a file, checked
     # on the very fd mounted onto
     pseudo = m.device in ("proc", "sysfs")
-    source_fd = _sources.get(id(m))
-    source = None
-    if is_bind:
-        source = os.fstat(source_fd) if source_fd is not None else mount_options.stat_source(m)
+    source = mount_options.stat_source(m) if is_bind else None
     if is_bind and not stat.S_ISDIR(source.st_mode):
         create_file_in_root(rootfs, m.destination)
     else:
@@ -137,9 +132,7 @@ def mount_into(rootfs, m):
     try:
         with _opened(rootfs, m.destination, m.device if pseudo else None) as dest:
             if is_bind:
-                if source_fd is not None:
-                    move_mount(source_fd, dest)
-                elif not mount_options.attach(m, dest):
+                if not mount_options.attach(m, dest):
                     mount(m.source, dest, None, _BIND | (flags & _REC))
             else:
                 if m.tmpcopyup:
@@ -239,7 +232,6 @@ def _holding_mount(path):
 @hookimpl
 def libcontainer_pre_clone(container, process):
     mount_options.prepare(container.config)
-    _open_sources(container.config)
     rootfs = os.path.realpath(container.config.rootfs)
     _holders.clear()
     _holders[rootfs] = _holding_mount(rootfs)
@@ -247,39 +239,13 @@ def libcontainer_pre_clone(container, process):
 
 @hookimpl
 def libcontainer_post_clone(container, process, pid):
-    mount_options.close()       # the init has its copies of the id-mapped trees
-    _close_sources()
-
-
-# id(Mount) -> a detached clone (open_tree) of a bind's source, made by the
-# parent before the fork and inherited by the init: in a user namespace the
-# mapped root may not be able to reach the source (runc clones them too)
-_sources = {}
-
-
-def _open_sources(config):
-    _close_sources()
-    if not config.has_namespace("NEWUSER") or os.geteuid() != 0:
-        return      # rootless: the mapped root reaches what the runtime does
-    try:
-        for m in config.mounts:
-            if (m.device == "bind" or "bind" in m.flags or "rbind" in m.flags) and not m.idmap:
-                _sources[id(m)] = open_tree(m.source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (
-                    AT_RECURSIVE if "rbind" in m.flags else 0))
-    except OSError as e:
-        _close_sources()
-        raise SetupError(f"mount source {m.source}: {e.strerror}") from None
-
-
-def _close_sources():
-    while _sources:
-        os.close(_sources.popitem()[1])
+    mount_options.close()       # the init has its copies of the prepared trees
 
 
 @hookimpl
 def libcontainer_enter_rootfs(container, process):
     rootfs = os.path.realpath(container.config.rootfs)
-    _close_sources()
+    mount_options.close()       # trees not attached (a failed start's)
     os.chdir(rootfs)
     # the old root is left through this mount: nothing may propagate from
     # it to the host's peers (pivot_root also refuses a shared one)

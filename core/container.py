@@ -238,8 +238,7 @@ class Container:
         also those left in its cgroup once the init is gone (a shared PID
         namespace), as runc."""
         if all and self.status() == st.STOPPED:
-            results = self.pm.hook.libcontainer_processes(container=self)
-            pids = sorted({p for result in results for p in result})
+            pids = self._tracked() or []
         else:
             self._check("signal")
             pids = self.processes() if all else [self.init_pid]
@@ -253,9 +252,9 @@ class Container:
         """Host pids of every process in the container."""
         if self.status() == st.STOPPED:
             return []
-        results = self.pm.hook.libcontainer_processes(container=self)   # Nones dropped
-        if results:
-            return sorted({p for result in results for p in result})
+        tracked = self._tracked()
+        if tracked is not None:
+            return tracked
         # untracked: a PID namespace of its own holds only the container's
         # processes; a joined one (by path: another container's, the host's)
         # does not, so then only the init and its descendants are ours
@@ -263,6 +262,11 @@ class Container:
         if ns is not None and not ns.path:
             return sorted(_pids_in_pidns(self.init_pid))
         return sorted(_descendants(self.init_pid))
+
+    def _tracked(self):
+        """The pids the plugins track (the cgroup's), or None if none does."""
+        results = self.pm.hook.libcontainer_processes(container=self)   # Nones dropped
+        return sorted({p for result in results for p in result}) if results else None
 
     def stats(self):
         stats = {}
